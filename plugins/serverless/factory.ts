@@ -1,0 +1,101 @@
+/**
+ * The one factory behind the four serverless plugins. APISIX's form runs
+ * `functions` in one `phase`; Kong's runs `functions` in access or per-phase
+ * arrays. Either way a function is `return function (conf, ctx) { ... }`.
+ */
+import { createHash } from 'node:crypto';
+import { definePlugin, type FunctionHost, type FunctionSource, type Phase, type PluginDef } from '../../src/plugin.ts';
+
+export interface ServerlessConf {
+  phase?: Phase;
+  functions?: string[];
+  rewrite?: string[];
+  access?: string[];
+  before_proxy?: string[];
+  header_filter?: string[];
+  body_filter?: string[];
+  log?: string[];
+  timeout_ms?: number;
+  body?: boolean;
+  max_body_bytes?: number;
+}
+
+interface State {
+  byPhase: Partial<Record<Phase, FunctionSource[]>>;
+  /** What functions receive as `conf`: the instance's settings, sources left out. */
+  conf: Record<string, unknown>;
+  timeoutMs: number;
+  body: number;
+  host: FunctionHost;
+  functionIds: string[];
+}
+
+const KONG_PHASES: Phase[] = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'];
+
+function sourcesByPhase(conf: ServerlessConf, form: 'apisix' | 'kong'): Partial<Record<Phase, string[]>> {
+  if (form === 'apisix') return { [conf.phase ?? 'access']: conf.functions ?? [] };
+  const out: Partial<Record<Phase, string[]>> = {};
+  for (const p of KONG_PHASES) if (conf[p]?.length) out[p] = [...conf[p]!];
+  if (conf.functions?.length) out.access = [...conf.functions, ...(out.access ?? [])];
+  return out;
+}
+
+function handler(phase: Phase) {
+  return (s: State, ctx: Parameters<NonNullable<PluginDef['phases']['access']>>[1]) => {
+    const fns = s.byPhase[phase];
+    if (fns === undefined) return undefined;
+    return s.host.run(fns, s.conf, ctx, phase, { timeoutMs: s.timeoutMs, withBody: s.body > 0 });
+  };
+}
+
+/** Builds one of the four serverless plugins. */
+export function serverlessPlugin(name: string, priority: number, form: 'apisix' | 'kong', schema: Record<string, unknown>): PluginDef<ServerlessConf, State> {
+  return definePlugin<ServerlessConf, State>({
+    name,
+    version: '1.0.0',
+    priority,
+    schema,
+    canReply: true,
+    check(conf) {
+      if (form === 'kong' && !conf.functions?.length && !KONG_PHASES.some((p) => conf[p]?.length)) {
+        return `needs "functions" or at least one of ${KONG_PHASES.join(', ')}`;
+      }
+      return undefined;
+    },
+    async init(conf, api) {
+      if (!api.functions.enabled) throw new Error('serverless functions are disabled in this gateway (serverless.enabled: false)');
+      const byPhase: State['byPhase'] = {};
+      const all: FunctionSource[] = [];
+      for (const [phase, list] of Object.entries(sourcesByPhase(conf, form)) as [Phase, string[]][]) {
+        byPhase[phase] = list.map((source, i) => {
+          const id = createHash('sha256').update(`${api.scope}\0${name}\0${phase}\0${i}\0${source}`).digest('base64url').slice(0, 22);
+          const f = Object.freeze({ id, source, label: `${api.where} ${name} ${phase}[${i}]` });
+          all.push(f);
+          return f;
+        });
+      }
+      const problems = await api.functions.check(all);
+      if (problems.length) throw new Error(problems.join('\n'));
+      const { functions: _f, ...rest } = conf;
+      const shown: Record<string, unknown> = { ...rest };
+      for (const p of KONG_PHASES) delete shown[p];
+      return {
+        byPhase,
+        conf: shown,
+        timeoutMs: conf.timeout_ms ?? api.functions.defaultTimeoutMs,
+        body: conf.body ? conf.max_body_bytes ?? 1 << 20 : 0,
+        host: api.functions,
+        functionIds: all.map((f) => f.id),
+      };
+    },
+    requestBody: (s) => s.body,
+    phases: {
+      rewrite: handler('rewrite'),
+      access: handler('access'),
+      before_proxy: handler('before_proxy'),
+      header_filter: handler('header_filter'),
+      body_filter: handler('body_filter'),
+      log: handler('log'),
+    },
+  });
+}

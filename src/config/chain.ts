@@ -1,0 +1,30 @@
+/** Merging plugin instances into a sorted, per-phase chain. */
+import { PHASES, type PluginDef } from '../plugin.ts';
+import type { Chain, Step } from '../snapshot.ts';
+
+/** One configured plugin at one place (global rule, service, consumer, route), initialised. */
+export interface Instance { def: PluginDef; state: unknown }
+
+/** Later layers win: pass them from least to most specific. */
+export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | undefined)[]): Chain {
+  const merged = new Map<string, Instance>();
+  for (const layer of layers) if (layer) for (const [name, inst] of layer) merged.set(name, inst);
+  const sorted = [...merged.values()].sort((a, b) => b.def.priority - a.def.priority || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
+  const chain: Record<string, unknown> = {};
+  for (const phase of PHASES) {
+    const steps: Step[] = [];
+    for (const inst of sorted) {
+      const fn = inst.def.phases[phase];
+      if (fn) steps.push(Object.freeze({ name: inst.def.name, fn, conf: inst.state }));
+    }
+    chain[phase] = Object.freeze(steps);
+  }
+  chain.requestBody = Math.max(0, ...sorted.map((i) => i.def.requestBody?.(i.state) ?? 0));
+  chain.bufferResponse = (chain.body_filter as Step[]).length > 0;
+  return Object.freeze(chain) as unknown as Chain;
+}
+
+/** True when some plugin in the layers can answer a request without an upstream. */
+export function canReply(layers: readonly (ReadonlyMap<string, Instance> | undefined)[]): boolean {
+  return layers.some((l) => l && [...l.values()].some((i) => i.def.canReply));
+}

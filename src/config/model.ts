@@ -1,0 +1,37 @@
+/** The shape of gateway.yaml after schema validation (defaults applied). */
+export type PluginMap = Record<string, Record<string, unknown>>;
+
+export interface UpstreamDoc {
+  id?: string | number;
+  type: 'roundrobin' | 'chash' | 'least_conn';
+  hash_on: 'vars' | 'header' | 'cookie' | 'consumer';
+  key: string;
+  scheme: 'http' | 'https';
+  nodes: Record<string, number> | { host: string; port?: number; weight: number }[];
+  timeout: { connect: number; send: number; read: number };
+  retries?: number;
+  retry_non_idempotent: boolean;
+  pass_host: 'pass' | 'node' | 'rewrite';
+  upstream_host?: string;
+  keepalive_pool: { size: number; idle_timeout: number };
+}
+
+export interface GatewayDoc {
+  listen: number | string;
+  admin?: { listen: number | string; enabled: boolean };
+  trusted_proxies: string[];
+  plugin_paths: string[];
+  serverless?: {
+    enabled: boolean; threads: number; concurrency: number; timeout_ms: number; max_queue: number;
+    max_heap_mb: number; max_result_bytes: number; allow_fs_read: string[];
+  };
+  global_rules?: { id: string | number; plugins: PluginMap }[];
+  upstreams?: UpstreamDoc[];
+  services?: { id: string | number; upstream_id?: string | number; upstream?: UpstreamDoc; plugins?: PluginMap }[];
+  routes?: {
+    id: string | number; uri?: string; uris?: string[]; methods?: string[]; host?: string; hosts?: string[];
+    priority: number; service_id?: string | number; upstream_id?: string | number; upstream?: UpstreamDoc;
+    enable_websocket: boolean; plugins?: PluginMap;
+  }[];
+  consumers?: { username: string | number; plugins?: PluginMap }[];
+}

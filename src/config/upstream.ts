@@ -1,0 +1,76 @@
+/** Turns an upstream as written into the entry the proxy reads. */
+import { createBalancer } from '../balancer.ts';
+import type { Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
+import type { UpstreamDoc } from './model.ts';
+
+/** `host:port`, `[v6]:port`, or a bare host with the scheme's port. */
+export function splitHostPort(s: string, defaultPort: number): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : defaultPort };
+  const i = s.lastIndexOf(':');
+  if (i > 0 && /^\d+$/.test(s.slice(i + 1))) return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  return { host: s, port: defaultPort };
+}
+
+/** `9080` or `127.0.0.1:9080`. */
+export function parseListen(v: number | string, defaultHost: string): Listen {
+  if (typeof v === 'number') return { host: defaultHost, port: v };
+  if (/^\d+$/.test(v)) return { host: defaultHost, port: Number(v) };
+  const { host, port } = splitHostPort(v, 0);
+  return { host: host || defaultHost, port };
+}
+
+/** Compiles one upstream; `id` names it in errors and logs. */
+export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
+  const defaultPort = doc.scheme === 'https' ? 443 : 80;
+  const raw = Array.isArray(doc.nodes)
+    ? doc.nodes.map((n) => ({ host: n.host, port: n.port ?? defaultPort, weight: n.weight }))
+    : Object.entries(doc.nodes).map(([hp, weight]) => ({ ...splitHostPort(hp, defaultPort), weight }));
+  const nodes: UpstreamNode[] = raw.map((n) => {
+    const h = n.host.includes(':') ? `[${n.host}]` : n.host;
+    return Object.freeze({ host: n.host, port: n.port, weight: n.weight, origin: `${doc.scheme}://${h}:${n.port}`, hostHeader: n.port === defaultPort ? h : `${h}:${n.port}` });
+  });
+  return Object.freeze({
+    id,
+    nodes: Object.freeze(nodes),
+    balancer: createBalancer(doc.type, nodes),
+    hashOn: doc.hash_on,
+    hashKey: doc.key,
+    timeout: Object.freeze({ connect: doc.timeout.connect * 1000, send: doc.timeout.send * 1000, read: doc.timeout.read * 1000 }),
+    retries: doc.retries ?? Math.max(0, nodes.length - 1),
+    retryNonIdempotent: doc.retry_non_idempotent,
+    passHost: doc.pass_host,
+    upstreamHost: doc.upstream_host,
+    keepalive: Object.freeze({ size: doc.keepalive_pool.size, idleMs: doc.keepalive_pool.idle_timeout * 1000 }),
+  });
+}
+
+/** A matcher for `trusted_proxies`: exact addresses and IPv4 CIDRs. */
+export function trustMatcher(list: readonly string[]): (ip: string) => boolean {
+  if (list.length === 0) return () => false;
+  const exact = new Set<string>();
+  const cidrs: [number, number][] = [];
+  for (const entry of list) {
+    const [addr, bits] = entry.split('/');
+    const n = ipv4ToInt(addr);
+    if (bits !== undefined && n !== undefined) {
+      const b = Number(bits);
+      const mask = b === 0 ? 0 : (~0 << (32 - b)) >>> 0;
+      cidrs.push([(n & mask) >>> 0, mask]);
+    } else exact.add(addr);
+  }
+  return (ip) => {
+    const plain = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+    if (exact.has(plain) || exact.has(ip)) return true;
+    const n = ipv4ToInt(plain);
+    return n !== undefined && cidrs.some(([net, mask]) => ((n & mask) >>> 0) === net);
+  };
+}
+
+function ipv4ToInt(s: string): number | undefined {
+  const p = s.split('.');
+  if (p.length !== 4) return undefined;
+  let n = 0;
+  for (const x of p) { const v = Number(x); if (!/^\d+$/.test(x) || v > 255) return undefined; n = n * 256 + v; }
+  return n >>> 0;
+}

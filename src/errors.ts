@@ -1,0 +1,65 @@
+/**
+ * The one errors module. Every failure the gateway reports carries a stable
+ * `code` (for logs, metrics and client bodies) and the HTTP status it maps to.
+ */
+
+export const ERRORS = {
+  GW_ERR_CONFIG_READ: 500,
+  GW_ERR_CONFIG_YAML: 500,
+  GW_ERR_CONFIG_ENV: 500,
+  GW_ERR_CONFIG_SCHEMA: 500,
+  GW_ERR_CONFIG_REF: 500,
+  GW_ERR_CONFIG_PLUGIN: 500,
+  GW_ERR_PLUGIN_MODULE: 500,
+  GW_ERR_PLUGIN_FAILED: 500,
+  GW_ERR_ROUTE_NOT_FOUND: 404,
+  GW_ERR_NO_UPSTREAM: 502,
+  GW_ERR_UPSTREAM_UNAVAILABLE: 502,
+  GW_ERR_UPSTREAM_TIMEOUT: 504,
+  GW_ERR_BODY_TOO_LARGE: 413,
+  GW_ERR_FUNCTION_COMPILE: 500,
+  GW_ERR_FUNCTION_FAILED: 500,
+  GW_ERR_FUNCTION_TIMEOUT: 504,
+  GW_ERR_FUNCTION_BUSY: 503,
+  GW_ERR_FUNCTIONS_DISABLED: 500,
+  GW_ERR_USAGE: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A failure with a stable code and the HTTP status a client sees for it. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = options?.status ?? ERRORS[code];
+  }
+}
+
+/** What a client is told for an error: no stack, no internals. */
+export function publicBody(err: GatewayError, requestId?: string): string {
+  const text = err.status >= 500 && err.code !== 'GW_ERR_UPSTREAM_UNAVAILABLE' && err.code !== 'GW_ERR_UPSTREAM_TIMEOUT'
+    && err.code !== 'GW_ERR_FUNCTION_TIMEOUT' && err.code !== 'GW_ERR_FUNCTION_BUSY' && err.code !== 'GW_ERR_NO_UPSTREAM'
+    ? 'internal error'
+    : err.message;
+  return JSON.stringify(requestId ? { error: text, code: err.code, request_id: requestId } : { error: text, code: err.code });
+}
+
+/** One problem found in a config file, with the position it points at. */
+export interface ConfigIssue {
+  code: ErrorCode;
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted path inside the document, e.g. `routes[0].service_id`. */
+  path: string;
+  message: string;
+}
+
+/** `gateway.yaml:12:5: routes[0].service_id: service "x" is not defined` */
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.file}:${i.line}:${i.col}: ${i.path ? i.path + ': ' : ''}${i.message}`;
+}

@@ -1,0 +1,120 @@
+/**
+ * The plugin contract: what a plugin module exports and what it is handed.
+ * Plugins import this file and nothing else of the gateway.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+export const PHASES = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'] as const;
+export type Phase = (typeof PHASES)[number];
+/** Phases in which a handler may answer the request itself. */
+export const REPLY_PHASES: ReadonlySet<Phase> = new Set(['rewrite', 'access', 'before_proxy']);
+
+/** A reply that ends the chain; the host writes it. An object body is sent as JSON. */
+export interface Reply {
+  status: number;
+  body?: string | Uint8Array | Record<string, unknown> | unknown[];
+  headers?: Record<string, string | string[]>;
+}
+
+export interface RequestView {
+  method: string;
+  /** Path without the query string; rewriting it changes what the upstream receives. */
+  path: string;
+  /** Parsed on first read; once read, it is what the upstream receives. */
+  query: Record<string, string | string[]>;
+  headers: IncomingHttpHeaders;
+  readonly client_ip: string;
+  /** Present when a plugin on the route asked for the body. */
+  body?: Buffer;
+}
+
+export interface ResponseView {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  /** Present in body_filter (buffered) or when a plugin replaced it. */
+  body?: Buffer | string;
+}
+
+export interface Consumer {
+  readonly username: string;
+}
+
+export interface PluginLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Everything a handler can see and change about one request. */
+export interface Ctx {
+  readonly request: RequestView;
+  response?: ResponseView;
+  /** Per-request data shared between plugins. */
+  vars: Record<string, unknown>;
+  readonly route: { readonly id: string; readonly uri: string };
+  readonly service?: { readonly id: string };
+  consumer?: Consumer;
+  /** Host header sent upstream, when a plugin overrides pass_host. */
+  upstreamHost?: string;
+  readonly log: PluginLogger;
+  /** For auth plugins: the consumer whose credentials for `plugin` equal `key`. */
+  findConsumer(plugin: string, key: string): Consumer | undefined;
+}
+
+export type HandlerResult = Reply | undefined | void;
+export type Handler<S> = (conf: S, ctx: Ctx) => HandlerResult | Promise<HandlerResult>;
+
+/** A serverless function as the pool knows it. */
+export interface FunctionSource {
+  /** Stable across reloads while route, plugin, phase, index and source are unchanged. */
+  readonly id: string;
+  readonly source: string;
+  /** `route "x" plugin "y" rewrite[0]`: names it in errors and logs. */
+  readonly label: string;
+}
+
+/** The function pool, as plugins see it. */
+export interface FunctionHost {
+  readonly enabled: boolean;
+  readonly defaultTimeoutMs: number;
+  /** Compiles each function in a worker; returns one message per function that is not valid. */
+  check(fns: readonly FunctionSource[]): Promise<string[]>;
+  /** Runs `fns` in order in one worker call; carries back what they changed in ctx. */
+  run(fns: readonly FunctionSource[], conf: unknown, ctx: Ctx, phase: Phase, opts: { timeoutMs: number; withBody: boolean }): Promise<HandlerResult>;
+}
+
+/** What `init` is given when a config is compiled. */
+export interface PluginApi {
+  /** `route "orders"`, `service "s"`, `global rule "g"`, `consumer "alice"`. */
+  readonly where: string;
+  /** Same as `where` but as an id fragment safe for keys. */
+  readonly scope: string;
+  readonly functions: FunctionHost;
+}
+
+export interface PluginDef<C = any, S = C> {
+  name: string;
+  version: string;
+  /** Higher runs first; ties are broken by name. */
+  priority: number;
+  /** JSON schema of the plugin's config, with `$id` equal to the name. */
+  schema: Record<string, unknown>;
+  /** For auth plugins: the schema of a consumer's credentials for this plugin. */
+  consumerSchema?: Record<string, unknown>;
+  /** For auth plugins: the lookup key a consumer's credentials define. */
+  consumerKey?(conf: any): string;
+  /** Rules across several fields; return a message when the config is not valid. */
+  check?(conf: C): string | undefined | void;
+  /** Compile once per load; the value returned is what handlers receive as `conf`. */
+  init?(conf: C, api: PluginApi): S | Promise<S>;
+  /** True when the plugin can answer a request itself, so a route needs no upstream. */
+  canReply?: boolean;
+  /** Bytes of request body the instance wants buffered into ctx.request.body (0: none). */
+  requestBody?(conf: S): number;
+  phases: Partial<Record<Phase, Handler<S>>>;
+}
+
+/** Typed identity helper: a plugin module's default export. */
+export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {
+  return def;
+}

@@ -1,0 +1,96 @@
+/** The per-request context handed to plugins. */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { log } from '../log.ts';
+import type { Consumer, Ctx, PluginLogger, RequestView, ResponseView } from '../plugin.ts';
+import type { RouteEntry, Snapshot } from '../snapshot.ts';
+
+function parseQuery(search: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (search.length <= 1) return out;
+  for (const [k, v] of new URLSearchParams(search)) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
+
+/** Request data as plugins see it; the query is parsed only if someone reads it. */
+export class RequestData implements RequestView {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  readonly client_ip: string;
+  body?: Buffer;
+  /** Raw `?a=b` of the incoming URL, used as is unless `query` was touched. */
+  readonly search: string;
+  private parsedQuery: Record<string, string | string[]> | undefined;
+
+  constructor(method: string, path: string, search: string, headers: IncomingHttpHeaders, clientIp: string) {
+    this.method = method;
+    this.path = path;
+    this.search = search;
+    this.headers = headers;
+    this.client_ip = clientIp;
+  }
+
+  get query(): Record<string, string | string[]> {
+    return (this.parsedQuery ??= parseQuery(this.search));
+  }
+  set query(q: Record<string, string | string[]>) {
+    this.parsedQuery = q;
+  }
+
+  /** Path and query to send upstream. */
+  target(): string {
+    if (this.parsedQuery === undefined) return this.path + this.search;
+    const qs = new URLSearchParams();
+    for (const k in this.parsedQuery) {
+      const v = this.parsedQuery[k];
+      if (Array.isArray(v)) for (const x of v) qs.append(k, String(x));
+      else if (v !== undefined && v !== null) qs.append(k, String(v));
+    }
+    const s = qs.toString();
+    return s ? this.path + '?' + s : this.path;
+  }
+}
+
+/** One request's context. */
+export class RequestCtx implements Ctx {
+  readonly request: RequestData;
+  response?: ResponseView;
+  vars: Record<string, unknown> = {};
+  readonly route: { readonly id: string; readonly uri: string };
+  readonly service?: { readonly id: string };
+  consumer?: Consumer;
+  upstreamHost?: string;
+  /** The plugin currently running: tags its log lines. */
+  plugin = '';
+  private logger?: PluginLogger;
+
+  constructor(readonly snapshot: Snapshot, readonly entry: RouteEntry, readonly raw: IncomingMessage, request: RequestData) {
+    this.request = request;
+    this.route = entry;
+    this.service = entry.serviceId === undefined ? undefined : { id: entry.serviceId };
+  }
+
+  get log(): PluginLogger {
+    return (this.logger ??= {
+      info: (msg, f) => log('info', msg, { route: this.route.id, plugin: this.plugin, ...f }),
+      warn: (msg, f) => log('warn', msg, { route: this.route.id, plugin: this.plugin, ...f }),
+      error: (msg, f) => log('error', msg, { route: this.route.id, plugin: this.plugin, ...f }),
+    });
+  }
+
+  findConsumer(plugin: string, key: string): Consumer | undefined {
+    return this.snapshot.consumers.get(plugin)?.get(key);
+  }
+}
+
+/** Client address, and whether the peer is a trusted proxy. */
+export function clientAddress(req: IncomingMessage, trusted: (ip: string) => boolean): { ip: string; peerTrusted: boolean } {
+  const peer = req.socket.remoteAddress ?? '';
+  if (!trusted(peer)) return { ip: peer, peerTrusted: false };
+  const xff = req.headers['x-forwarded-for'];
+  const first = typeof xff === 'string' ? xff.split(',')[0].trim() : '';
+  return { ip: first || peer, peerTrusted: true };
+}

@@ -1,0 +1,182 @@
+/**
+ * A running gateway: the proxy and admin listeners, the snapshot in force, and
+ * reloads (all or nothing; the last good snapshot keeps serving).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { formatIssue, type ConfigIssue } from '../errors.ts';
+import { hashText, loadConfigText, type LoadResult } from '../config/load.ts';
+import { flushLogs, log } from '../log.ts';
+import { FunctionPools } from '../serverless/pool.ts';
+import type { Snapshot } from '../snapshot.ts';
+import { adminHandler } from './admin.ts';
+import { Metrics } from './metrics.ts';
+import { UpstreamPools } from './proxy.ts';
+import { createRequestHandler } from './server.ts';
+import { createUpgradeHandler } from './websocket.ts';
+
+export interface GatewayOptions {
+  /** Path of gateway.yaml. */
+  config: string;
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Thrown by `start` when the config is not valid: carries every issue. */
+export class ConfigRejected extends Error {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(`config rejected:\n${issues.map(formatIssue).join('\n')}`);
+  }
+}
+
+export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: true };
+
+export class Gateway {
+  readonly pools = new UpstreamPools();
+  readonly functions = new FunctionPools();
+  readonly metrics = new Metrics();
+  readonly server: http.Server;
+  admin?: http.Server;
+  private current!: Snapshot;
+  private loadedAt = 0;
+  private lastFailure?: { at: string; message: string; errors: string[] };
+  private inflight?: Promise<ReloadOutcome>;
+  private queued?: Promise<ReloadOutcome>;
+
+  private constructor(readonly opts: GatewayOptions) {
+    const rt = {
+      snapshot: () => this.current,
+      pools: this.pools,
+      onRequestDone: (status: number) => this.metrics.request(status),
+    };
+    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, createRequestHandler(rt));
+    this.server.on('upgrade', createUpgradeHandler(rt));
+    this.server.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); });
+  }
+
+  /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const gw = new Gateway(opts);
+    const res = await gw.load();
+    if (!res.ok) {
+      await gw.functions.close();
+      throw new ConfigRejected(res.issues);
+    }
+    gw.swap(res.snapshot);
+    const snap = res.snapshot;
+    await listen(gw.server, snap.listen.port, snap.listen.host);
+    if (snap.admin) {
+      gw.admin = http.createServer(adminHandler({
+        ready: () => gw.server.listening,
+        status: () => gw.status(),
+        metrics: () => gw.metrics.render(),
+      }));
+      await listen(gw.admin, snap.admin.port, snap.admin.host);
+    }
+    log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash });
+    return gw;
+  }
+
+  /** The snapshot in force. */
+  snapshot(): Snapshot { return this.current; }
+  get port(): number { return (this.server.address() as AddressInfo).port; }
+  get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
+
+  private async load(text?: string): Promise<LoadResult> {
+    const file = this.opts.config;
+    if (text === undefined) {
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: code === 'ENOENT' ? 'file not found' : `cannot be read (${code})` }] };
+      }
+    }
+    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s) });
+  }
+
+  private swap(snap: Snapshot): void {
+    const prev = this.current;
+    this.current = snap;
+    this.loadedAt = Date.now();
+    this.metrics.configHash = snap.hash;
+    this.metrics.loadedAt = this.loadedAt;
+    this.pools.retain(snap.origins);
+    this.functions.publish(snap.functionIds);
+    void this.functions.retain([snap.serverless]);
+    if (prev && (prev.listen.port !== snap.listen.port || prev.listen.host !== snap.listen.host)) {
+      log('warn', 'listen address changed: it takes effect on restart', { listen: `${snap.listen.host}:${snap.listen.port}` });
+    }
+  }
+
+  /**
+   * Reloads the file: one load at a time; calls during a load are folded into
+   * one more load after it. A file whose hash is the loaded one is skipped.
+   */
+  reload(reason = 'manual'): Promise<ReloadOutcome> {
+    if (this.inflight) {
+      this.queued ??= this.inflight.then(() => { this.queued = undefined; return this.reload(reason); });
+      return this.queued;
+    }
+    this.inflight = this.doReload(reason).finally(() => { this.inflight = undefined; });
+    return this.inflight;
+  }
+
+  private async doReload(reason: string): Promise<ReloadOutcome> {
+    const started = performance.now();
+    let text: string | undefined;
+    try { text = await readFile(this.opts.config, 'utf8'); } catch { text = undefined; }
+    if (text !== undefined && hashText(text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
+    const res = await this.load(text);
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    if (res.ok) {
+      this.swap(res.snapshot);
+      this.metrics.reloadsOk++;
+      this.metrics.lastReloadOk = 1;
+      log('info', 'config reloaded', { result: 'success', reason, hash: res.hash, duration_ms: ms, routes: res.snapshot.routes.length });
+    } else {
+      void this.functions.retain([this.current.serverless]);
+      this.metrics.reloadsFailed++;
+      this.metrics.lastReloadOk = 0;
+      const errors = res.issues.map(formatIssue);
+      this.lastFailure = { at: new Date().toISOString(), message: errors[0] ?? 'config rejected', errors };
+      log('error', 'config rejected, still serving the last good config', { result: 'failure', reason, hash: res.hash, duration_ms: ms, serving: this.current.hash, errors });
+    }
+    return res;
+  }
+
+  /** What the admin /status endpoint shows. */
+  status(): Record<string, unknown> {
+    return {
+      config: this.current.file,
+      hash: this.current.hash,
+      loaded_at: new Date(this.loadedAt).toISOString(),
+      routes: this.current.routes.length,
+      reloads: { success: this.metrics.reloadsOk, failure: this.metrics.reloadsFailed },
+      last_reload_ok: this.metrics.lastReloadOk === 1,
+      last_failure: this.lastFailure ?? null,
+    };
+  }
+
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes everything. */
+  async close(graceMs = 10_000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
+    this.admin?.closeAllConnections();
+    await this.pools.close();
+    await this.functions.close();
+    flushLogs();
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+}

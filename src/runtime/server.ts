@@ -1,0 +1,193 @@
+/**
+ * The request path: match a route on the snapshot taken at the start of the
+ * request, run the phases, proxy, write the response, log.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { GatewayError, publicBody } from '../errors.ts';
+import { accessLog, log } from '../log.ts';
+import type { Reply } from '../plugin.ts';
+import type { Chain, Snapshot } from '../snapshot.ts';
+import { clientAddress, RequestCtx, RequestData } from './context.ts';
+import { PluginFailure, runPhase } from './phases.ts';
+import { forward, stripHopByHop, type UpstreamPools } from './proxy.ts';
+
+export interface Runtime {
+  /** The snapshot in force; read once per request. */
+  snapshot(): Snapshot;
+  readonly pools: UpstreamPools;
+  onRequestDone?(status: number): void;
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return v !== null && typeof v === 'object' && typeof (v as Promise<T>).then === 'function';
+}
+
+function sendError(res: ServerResponse, err: GatewayError, requestId?: string): void {
+  if (res.headersSent) { res.destroy(); return; }
+  const body = publicBody(err, requestId);
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function replyBody(body: Reply['body']): { data: Buffer | string | undefined; json: boolean } {
+  if (body === undefined || body === null) return { data: undefined, json: false };
+  if (typeof body === 'string') return { data: body, json: false };
+  if (body instanceof Uint8Array) return { data: Buffer.from(body.buffer, body.byteOffset, body.byteLength), json: false };
+  return { data: JSON.stringify(body), json: true };
+}
+
+/** Reads a request body up to `limit` bytes; rejects with 413 past it. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) { reject(new GatewayError('GW_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`)); return; }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) { reject(new GatewayError('GW_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`)); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function readAll(body: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.on('end', () => resolve(Buffer.concat(chunks)));
+    body.on('error', reject);
+  });
+}
+
+/** Sets X-Forwarded-For/-Proto/-Host and X-Real-IP; client values are kept only from trusted proxies. */
+function forwardedHeaders(headers: Record<string, string | string[]>, req: IncomingMessage, clientIp: string, trusted: boolean): void {
+  const peer = req.socket.remoteAddress ?? '';
+  const xff = req.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = trusted && xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer;
+  headers['x-real-ip'] = clientIp;
+  const proto = req.headers['x-forwarded-proto'];
+  headers['x-forwarded-proto'] = trusted && typeof proto === 'string' ? proto : 'http';
+  const fhost = req.headers['x-forwarded-host'];
+  const host = trusted && typeof fhost === 'string' ? fhost : req.headers.host;
+  if (host) headers['x-forwarded-host'] = host; else delete headers['x-forwarded-host'];
+}
+
+/** The `request` listener of the proxy server. */
+export function createRequestHandler(rt: Runtime): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(rt, req, res).catch((err) => {
+      log('error', 'request failed', { error: err });
+      sendError(res, err instanceof GatewayError ? err : new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'));
+    });
+  };
+}
+
+async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const snap = rt.snapshot();
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const method = req.method ?? 'GET';
+  const match = snap.router.find(method, path, req.headers.host);
+  if (!match) {
+    const body = JSON.stringify({ error: `no route matches ${method} ${path}`, code: 'GW_ERR_ROUTE_NOT_FOUND' });
+    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    accessLog('', method, path, 404, '', performance.now() - started, undefined);
+    rt.onRequestDone?.(404);
+    return;
+  }
+  const route = match.route;
+  const { ip, peerTrusted } = clientAddress(req, snap.trustedProxies);
+  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, q < 0 ? '' : url.slice(q), req.headers, ip));
+  let chain: Chain = route.chain;
+  let upstream = '';
+  const ac = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+    const status = res.writableFinished ? res.statusCode : 499;
+    runLog(chain, ctx);
+    accessLog(route.id, method, path, status, upstream, performance.now() - started, ctx.vars.request_id as string | undefined);
+    rt.onRequestDone?.(status);
+  });
+
+  try {
+    if (chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') ctx.request.body = await readBody(req, chain.requestBody);
+    let r = runPhase(chain.rewrite, ctx, true);
+    let reply = isPromise(r) ? await r : r;
+    if (!reply && ctx.consumer && route.consumerChains) chain = route.consumerChains.get(ctx.consumer.username) ?? chain;
+    if (!reply) { r = runPhase(chain.access, ctx, true); reply = isPromise(r) ? await r : r; }
+    if (!reply) { r = runPhase(chain.before_proxy, ctx, true); reply = isPromise(r) ? await r : r; }
+    if (reply) {
+      const { data, json } = replyBody(reply.body);
+      const headers: OutgoingHttpHeaders = { ...reply.headers };
+      if (json && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
+      ctx.response = { status: reply.status, headers, body: data };
+      await respond(chain, ctx, res, undefined);
+      return;
+    }
+    if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
+    const headers = stripHopByHop(ctx.request.headers);
+    forwardedHeaders(headers, req, ip, peerTrusted);
+    const up = await forward(rt.pools, ctx, route.upstream, headers, ac.signal);
+    upstream = up.node.origin;
+    ctx.response = { status: up.status, headers: stripHopByHop(up.headers) };
+    await respond(chain, ctx, res, up.body);
+  } catch (err) {
+    if (ac.signal.aborted) return;
+    if (err instanceof PluginFailure) {
+      log('error', 'plugin failed', { route: route.id, plugin: err.plugin, error: err.error });
+      sendError(res, err.error instanceof GatewayError ? err.error : new GatewayError('GW_ERR_PLUGIN_FAILED', err.message), ctx.vars.request_id as string | undefined);
+      return;
+    }
+    if (err instanceof GatewayError) {
+      if (err.status >= 500) log('error', err.message, { route: route.id, code: err.code });
+      sendError(res, err, ctx.vars.request_id as string | undefined);
+      return;
+    }
+    throw err;
+  }
+}
+
+/** header_filter, body_filter, then write; streams the upstream body when nobody needs it whole. */
+async function respond(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: NodeJS.ReadableStream & { dump?: () => Promise<void> } | undefined): Promise<void> {
+  const response = ctx.response!;
+  let r = runPhase(chain.header_filter, ctx, false);
+  if (isPromise(r)) await r;
+  if (upstreamBody && (chain.bufferResponse || response.body !== undefined)) {
+    if (response.body === undefined) response.body = await readAll(upstreamBody);
+    else upstreamBody.dump ? await upstreamBody.dump().catch(() => {}) : upstreamBody.resume();
+    upstreamBody = undefined;
+  }
+  if (chain.bufferResponse) {
+    if (response.body === undefined) response.body = Buffer.alloc(0);
+    r = runPhase(chain.body_filter, ctx, false);
+    if (isPromise(r)) await r;
+  }
+  if (upstreamBody) {
+    res.writeHead(response.status, response.headers);
+    pipeline(upstreamBody, res, (err) => { if (err && !res.destroyed) res.destroy(); });
+    return;
+  }
+  const body = response.body;
+  const headers = response.headers;
+  delete headers['transfer-encoding'];
+  headers['content-length'] = body === undefined ? 0 : Buffer.byteLength(body);
+  res.writeHead(response.status, headers);
+  res.end(ctx.request.method === 'HEAD' ? undefined : body);
+}
+
+function runLog(chain: Chain, ctx: RequestCtx): void {
+  if (chain.log.length === 0) return;
+  try {
+    const r = runPhase(chain.log, ctx, false);
+    if (isPromise(r)) r.catch((err) => log('error', 'log phase failed', { route: ctx.route.id, plugin: (err as PluginFailure).plugin, error: (err as PluginFailure).error ?? err }));
+  } catch (err) {
+    log('error', 'log phase failed', { route: ctx.route.id, plugin: (err as PluginFailure).plugin, error: (err as PluginFailure).error ?? err });
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The frozen result of one config load: everything the request path reads.
+ * Built by config code, read (never changed) by the server.
+ */
+import type { Consumer, Handler, Phase } from './plugin.ts';
+import type { Balancer } from './balancer.ts';
+import type { Router } from './router.ts';
+
+export interface Step {
+  readonly name: string;
+  readonly fn: Handler<unknown>;
+  readonly conf: unknown;
+}
+
+/** A route's plugins, merged and sorted, split by phase. */
+export type Chain = {
+  readonly [P in Phase]: readonly Step[];
+} & {
+  /** Largest request body any plugin wants buffered (0: stream it). */
+  readonly requestBody: number;
+  /** Some plugin reads or replaces the response body. */
+  readonly bufferResponse: boolean;
+};
+
+export interface UpstreamNode {
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  /** `http://host:port`: the key of its connection pool. */
+  readonly origin: string;
+  /** `host:port` as sent with pass_host: node. */
+  readonly hostHeader: string;
+}
+
+export interface UpstreamEntry {
+  readonly id: string;
+  readonly nodes: readonly UpstreamNode[];
+  readonly balancer: Balancer;
+  readonly hashOn: 'vars' | 'header' | 'cookie' | 'consumer';
+  readonly hashKey: string;
+  readonly timeout: { readonly connect: number; readonly send: number; readonly read: number };
+  readonly retries: number;
+  readonly retryNonIdempotent: boolean;
+  readonly passHost: 'pass' | 'node' | 'rewrite';
+  readonly upstreamHost?: string;
+  readonly keepalive: { readonly size: number; readonly idleMs: number };
+}
+
+export interface RouteEntry {
+  readonly id: string;
+  readonly uri: string;
+  readonly serviceId?: string;
+  readonly upstream?: UpstreamEntry;
+  readonly websocket: boolean;
+  readonly chain: Chain;
+  /** The chain once a consumer is known (consumer plugins merged in), by username. */
+  readonly consumerChains?: ReadonlyMap<string, Chain>;
+}
+
+export interface ServerlessSettings {
+  readonly enabled: boolean;
+  readonly threads: number;
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+  readonly maxQueue: number;
+  readonly maxHeapMb: number;
+  readonly maxResultBytes: number;
+  readonly allowFsRead: readonly string[];
+}
+
+export interface Listen { readonly host: string; readonly port: number }
+
+export interface Snapshot {
+  readonly file: string;
+  readonly hash: string;
+  readonly listen: Listen;
+  readonly admin: Listen | null;
+  readonly trustedProxies: (ip: string) => boolean;
+  readonly serverless: ServerlessSettings;
+  readonly router: Router;
+  readonly routes: readonly RouteEntry[];
+  readonly consumers: ReadonlyMap<string, ReadonlyMap<string, Consumer>>;
+  /** Every upstream node origin in use (pools of others can be closed). */
+  readonly origins: ReadonlySet<string>;
+  /** Serverless function ids in use (workers drop the others). */
+  readonly functionIds: readonly string[];
+}
