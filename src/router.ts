@@ -98,6 +98,8 @@ export class Router {
 function lookup(tree: Tree, method: string, path: string): Match | undefined {
   const found = tree.find(method as 'GET', path);
   if (!found) return undefined;
+  // `/users/:id` needs a segment: find-my-way would also match `/users/`.
+  for (const k in found.params) if (k !== '*' && found.params[k] === '') return undefined;
   const list = found.store as Candidates;
   return { route: list[0].route, params: found.params };
 }

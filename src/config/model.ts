@@ -7,7 +7,7 @@ export interface UpstreamDoc {
   hash_on: 'vars' | 'header' | 'cookie' | 'consumer';
   key: string;
   scheme: 'http' | 'https';
-  nodes: Record<string, number> | { host: string; port?: number; weight: number }[];
+  nodes: Record<string, number> | { host: string; port?: number; weight?: number }[];
   timeout: { connect: number; send: number; read: number };
   retries?: number;
   retry_non_idempotent: boolean;

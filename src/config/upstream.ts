@@ -24,7 +24,7 @@ export function parseListen(v: number | string, defaultHost: string): Listen {
 export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
   const defaultPort = doc.scheme === 'https' ? 443 : 80;
   const raw = Array.isArray(doc.nodes)
-    ? doc.nodes.map((n) => ({ host: n.host, port: n.port ?? defaultPort, weight: n.weight }))
+    ? doc.nodes.map((n) => ({ host: n.host, port: n.port ?? defaultPort, weight: n.weight ?? 1 }))
     : Object.entries(doc.nodes).map(([hp, weight]) => ({ ...splitHostPort(hp, defaultPort), weight }));
   const nodes: UpstreamNode[] = raw.map((n) => {
     const h = n.host.includes(':') ? `[${n.host}]` : n.host;

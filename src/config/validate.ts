@@ -9,7 +9,7 @@ export interface SchemaProblem { path: PathSeg[]; message: string; atKey: boolea
 
 /** Compiles schemas once per load, keyed by `$id`. */
 export class SchemaSet {
-  private ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
+  private ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
   private compiled = new Map<string, ValidateFunction>();
 
   /** Compiles (once) and runs `schema` against `data`, applying defaults in place. */
@@ -52,7 +52,7 @@ function describe(errors: ErrorObject[], base: readonly PathSeg[]): SchemaProble
       }
       case 'enum': message = `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`; break;
       case 'type': message = `must be of type ${(e.params as { type: string }).type}`; break;
-      case 'anyOf': case 'oneOf': message = `is not valid: expected ${(e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms'}`; break;
+      case 'anyOf': case 'oneOf': message = `is not valid; expected ${((e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms').replace(/\.$/, '')}`; break;
       case 'propertyNames': continue; // reported by the 'pattern' error that follows
       case 'pattern': {
         const name = (e as { propertyName?: string }).propertyName;

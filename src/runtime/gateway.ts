@@ -42,6 +42,7 @@ export class Gateway {
   private lastFailure?: { at: string; message: string; errors: string[] };
   private inflight?: Promise<ReloadOutcome>;
   private queued?: Promise<ReloadOutcome>;
+  private upgraded = new Set<import('node:stream').Duplex>();
 
   private constructor(readonly opts: GatewayOptions) {
     const rt = {
@@ -50,7 +51,13 @@ export class Gateway {
       onRequestDone: (status: number) => this.metrics.request(status),
     };
     this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, createRequestHandler(rt));
-    this.server.on('upgrade', createUpgradeHandler(rt));
+    const upgrade = createUpgradeHandler(rt);
+    // Upgraded sockets leave the server's connection tracking: close() must end them itself.
+    this.server.on('upgrade', (req, socket, head) => {
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
+      upgrade(req, socket, head);
+    });
     this.server.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); });
   }
 
@@ -162,7 +169,10 @@ export class Gateway {
   async close(graceMs = 10_000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    const timer = setTimeout(() => {
+      this.server.closeAllConnections();
+      for (const s of this.upgraded) s.destroy();
+    }, graceMs);
     timer.unref();
     await closed;
     clearTimeout(timer);

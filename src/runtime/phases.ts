@@ -26,11 +26,16 @@ function checkReply(step: Step, r: unknown): Reply {
   return r as Reply;
 }
 
+/** Returned by runPhase when a step identified the consumer and the chain must switch. */
+export const CONSUMER_SET: Reply = Object.freeze({ status: 0 });
+
 /**
  * Runs steps from `from`; the first reply ends the phase. Returns the reply,
- * undefined, or a promise of either when a handler was async.
+ * undefined, or a promise of either when a handler was async. With
+ * `watchConsumer`, stops with CONSUMER_SET right after the step that set
+ * ctx.consumer (ctx.plugin names it), so the caller can go on in that consumer's chain.
  */
-export function runPhase(steps: readonly Step[], ctx: RequestCtx, canReply: boolean, from = 0): Reply | undefined | Promise<Reply | undefined> {
+export function runPhase(steps: readonly Step[], ctx: RequestCtx, canReply: boolean, from = 0, watchConsumer = false): Reply | undefined | Promise<Reply | undefined> {
   for (let i = from; i < steps.length; i++) {
     const step = steps[i];
     ctx.plugin = step.name;
@@ -40,10 +45,15 @@ export function runPhase(steps: readonly Step[], ctx: RequestCtx, canReply: bool
     } catch (err) {
       throw new PluginFailure(step.name, err);
     }
-    if (r === undefined || r === null) continue;
+    if (r === undefined || r === null) {
+      if (watchConsumer && ctx.consumer) return CONSUMER_SET;
+      continue;
+    }
     if (isThenable(r)) {
       return Promise.resolve(r).then(
-        (v) => (v === undefined || v === null || !canReply ? runPhase(steps, ctx, canReply, i + 1) : checkReply(step, v)),
+        (v) => (v === undefined || v === null || !canReply
+          ? (watchConsumer && ctx.consumer ? CONSUMER_SET : runPhase(steps, ctx, canReply, i + 1, watchConsumer))
+          : checkReply(step, v)),
         (err) => { throw new PluginFailure(step.name, err); },
       );
     }

@@ -120,6 +120,7 @@ export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: Upstrea
     if (up.passHost === 'node') headers.host = node.hostHeader;
     else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
     else if (up.passHost === 'rewrite' && up.upstreamHost) headers.host = up.upstreamHost;
+    else if (typeof ctx.request.headers.host === 'string') headers.host = ctx.request.headers.host;
     up.balancer.acquire(node);
     try {
       const res = await pools.get(node, up).request({

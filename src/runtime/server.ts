@@ -9,7 +9,7 @@ import { accessLog, log } from '../log.ts';
 import type { Reply } from '../plugin.ts';
 import type { Chain, Snapshot } from '../snapshot.ts';
 import { clientAddress, RequestCtx, RequestData } from './context.ts';
-import { PluginFailure, runPhase } from './phases.ts';
+import { CONSUMER_SET, PluginFailure, runPhase } from './phases.ts';
 import { forward, stripHopByHop, type UpstreamPools } from './proxy.ts';
 
 export interface Runtime {
@@ -118,9 +118,15 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
 
   try {
     if (chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') ctx.request.body = await readBody(req, chain.requestBody);
-    let r = runPhase(chain.rewrite, ctx, true);
+    let r = runPhase(chain.rewrite, ctx, true, 0, route.consumerChains !== undefined);
     let reply = isPromise(r) ? await r : r;
-    if (!reply && ctx.consumer && route.consumerChains) chain = route.consumerChains.get(ctx.consumer.username) ?? chain;
+    if (reply === CONSUMER_SET) {
+      // The rest of the rewrite phase, and every later phase, runs the consumer's chain.
+      chain = route.consumerChains!.get(ctx.consumer!.username) ?? chain;
+      const at = chain.rewrite.findIndex((s) => s.name === ctx.plugin);
+      r = runPhase(chain.rewrite, ctx, true, at + 1);
+      reply = isPromise(r) ? await r : r;
+    }
     if (!reply) { r = runPhase(chain.access, ctx, true); reply = isPromise(r) ? await r : r; }
     if (!reply) { r = runPhase(chain.before_proxy, ctx, true); reply = isPromise(r) ? await r : r; }
     if (reply) {

@@ -9,7 +9,7 @@ import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { Reply } from '../plugin.ts';
 import { clientAddress, RequestCtx, RequestData } from './context.ts';
-import { PluginFailure, runPhase } from './phases.ts';
+import { CONSUMER_SET, PluginFailure, runPhase } from './phases.ts';
 import type { Runtime } from './server.ts';
 
 function rawReply(socket: Duplex, status: number, body: string): void {
@@ -40,8 +40,11 @@ export function createUpgradeHandler(rt: Runtime): (req: IncomingMessage, socket
       const ctx = new RequestCtx(snap, route, req, new RequestData(req.method ?? 'GET', path, q < 0 ? '' : url.slice(q), req.headers, ip));
       try {
         let chain = route.chain;
-        let reply: Reply | undefined = await runPhase(chain.rewrite, ctx, true);
-        if (!reply && ctx.consumer && route.consumerChains) chain = route.consumerChains.get(ctx.consumer.username) ?? chain;
+        let reply: Reply | undefined = await runPhase(chain.rewrite, ctx, true, 0, route.consumerChains !== undefined);
+        if (reply === CONSUMER_SET) {
+          chain = route.consumerChains!.get(ctx.consumer!.username) ?? chain;
+          reply = await runPhase(chain.rewrite, ctx, true, chain.rewrite.findIndex((s) => s.name === ctx.plugin) + 1);
+        }
         if (!reply) reply = await runPhase(chain.access, ctx, true);
         if (!reply) reply = await runPhase(chain.before_proxy, ctx, true);
         if (reply) return rawReply(socket, reply.status, typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body ?? ''));

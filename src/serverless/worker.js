@@ -91,7 +91,10 @@ function compile(source, label) {
     let bodyErr = /** @type {unknown} */ (undefined);
     try { new vm.Script(`(function () {\n${source}\n})`, { filename: label, lineOffset: -1 }); } catch (e) { bodyErr = e; }
     const shown = /** @type {Error} */ (err ?? bodyErr ?? first);
-    const line = lineOf(shown);
+    // An unclosed construct is reported on the wrapper's closing line: show the source's last.
+    const lines = source.replace(/\n+$/, '').split('\n').length;
+    const at = lineOf(shown);
+    const line = at === undefined ? undefined : Math.min(Math.max(at, 1), lines);
     throw new Error(`does not compile${line ? ` (line ${line})` : ''}: ${shown.message}`);
   }
   const wrapper = script.runInThisContext();

@@ -1,0 +1,108 @@
+/** Real sockets for tests: an echo upstream, a gateway on port 0, a raw client. */
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { Gateway } from '../../src/runtime/gateway.ts';
+import { setLogSink } from '../../src/log.ts';
+
+export interface Seen { method: string; url: string; headers: IncomingHttpHeaders; body: string }
+
+export interface Upstream {
+  port: number;
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** An upstream that answers with what it received, as JSON, unless `handler` answers. */
+export async function startUpstream(handler?: (req: IncomingMessage, res: ServerResponse, body: string) => void | boolean): Promise<Upstream> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      if (handler && handler(req, res, body) !== false) return;
+      const out = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+      res.end(out);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+export interface TestGateway {
+  gw: Gateway;
+  file: string;
+  dir: string;
+  port: number;
+  adminPort: number;
+  close(): Promise<void>;
+}
+
+// Tests read logs through captureLogs(); otherwise they would clutter the runner's output.
+if (!process.env.TURNPIKE_TEST_LOGS) setLogSink(() => {});
+
+const HEAD = 'listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n';
+
+/** Writes `yaml` (listeners on port 0 added) to a temp dir and starts a gateway on it. */
+export async function startGateway(yaml: string, opts: { env?: Record<string, string | undefined>; files?: Record<string, string> } = {}): Promise<TestGateway> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-test-'));
+  const file = path.join(dir, 'gateway.yaml');
+  for (const [name, text] of Object.entries(opts.files ?? {})) {
+    await writeFile(path.join(dir, name), text);
+  }
+  await writeFile(file, (/^listen:/m.test(yaml) ? '' : HEAD) + yaml);
+  let gw: Gateway;
+  try {
+    gw = await Gateway.start({ config: file, env: opts.env ?? {} });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    gw, file, dir, port: gw.port, adminPort: gw.adminPort ?? 0,
+    async close() { await gw.close(500); await rm(dir, { recursive: true, force: true }); },
+  };
+}
+
+export interface Res { status: number; headers: IncomingHttpHeaders; body: string }
+
+/** A plain HTTP request; `headers.host` may be set freely. */
+export function request(port: number, pathname: string, opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer; agent?: http.Agent | false } = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: pathname, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Collects structured log lines while a test runs. */
+export function captureLogs(): { lines: Record<string, unknown>[]; restore(): void } {
+  const lines: Record<string, unknown>[] = [];
+  const prev = setLogSink((chunk) => { for (const l of chunk.split('\n')) if (l) lines.push(JSON.parse(l)); });
+  return { lines, restore: () => { setLogSink(prev); } };
+}
+
+/** Polls `fn` until it returns truthy or `ms` pass. */
+export async function eventually<T>(fn: () => T | Promise<T>, ms = 3000, step = 20): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, step));
+  }
+}

@@ -1,0 +1,70 @@
+/** Routing tables: paths, methods, hosts, priorities. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Router, type RouteSpec } from '../src/router.ts';
+import type { RouteEntry } from '../src/snapshot.ts';
+
+function spec(id: string, s: Partial<Omit<RouteSpec, 'route'>> & { uris: string[] }, order: number): RouteSpec {
+  return { route: { id } as RouteEntry, priority: 0, order, ...s };
+}
+
+const table: RouteSpec[] = [
+  spec('exact', { uris: ['/orders'] }, 0),
+  spec('prefix', { uris: ['/orders/*'] }, 1),
+  spec('param', { uris: ['/users/:id'] }, 2),
+  spec('param-deep', { uris: ['/users/:id/orders/:oid'] }, 3),
+  spec('post-only', { uris: ['/submit'], methods: ['POST'] }, 4),
+  spec('host-a', { uris: ['/api/*'], hosts: ['a.example.com'] }, 5),
+  spec('wild', { uris: ['/api/*'], hosts: ['*.example.com'] }, 6),
+  spec('wild-deeper', { uris: ['/api/*'], hosts: ['*.eu.example.com'] }, 7),
+  spec('api-any', { uris: ['/api/*'] }, 8),
+  spec('low', { uris: ['/overlap'], priority: 1 }, 9),
+  spec('high', { uris: ['/overlap'], priority: 5 }, 10),
+  spec('first', { uris: ['/tie'] }, 11),
+  spec('second', { uris: ['/tie'] }, 12),
+  spec('multi', { uris: ['/m1', '/m2'] }, 13),
+  spec('host-only', { uris: ['/only-host'], hosts: ['b.example.com'] }, 14),
+];
+const router = new Router(table);
+
+const cases: { desc: string; method?: string; path: string; host?: string; want: string | undefined; params?: Record<string, string> }[] = [
+  { desc: 'exact path', path: '/orders', want: 'exact' },
+  { desc: 'prefix below', path: '/orders/42/items', want: 'prefix' },
+  { desc: 'prefix with trailing slash', path: '/orders/', want: 'prefix' },
+  { desc: 'parameter', path: '/users/7', want: 'param', params: { id: '7' } },
+  { desc: 'two parameters', path: '/users/7/orders/9', want: 'param-deep', params: { id: '7', oid: '9' } },
+  { desc: 'parameter needs a segment', path: '/users/', want: undefined },
+  { desc: 'method allowed', method: 'POST', path: '/submit', want: 'post-only' },
+  { desc: 'method not allowed', method: 'GET', path: '/submit', want: undefined },
+  { desc: 'exact host', path: '/api/x', host: 'a.example.com', want: 'host-a' },
+  { desc: 'exact host with port and case', path: '/api/x', host: 'A.Example.com:9080', want: 'host-a' },
+  { desc: 'wildcard host', path: '/api/x', host: 'b.example.com', want: 'wild' },
+  { desc: 'longest wildcard first', path: '/api/x', host: 'x.eu.example.com', want: 'wild-deeper' },
+  { desc: 'wildcard does not match the bare domain', path: '/api/x', host: 'example.com', want: 'api-any' },
+  { desc: 'no host falls to host-less routes', path: '/api/x', want: 'api-any' },
+  { desc: 'a host route on another path does not hide host-less ones', path: '/orders', host: 'b.example.com', want: 'exact' },
+  { desc: 'host-only route needs its host', path: '/only-host', host: 'c.example.com', want: undefined },
+  { desc: 'host-only route with its host', path: '/only-host', host: 'b.example.com', want: 'host-only' },
+  { desc: 'higher priority wins an overlap', path: '/overlap', want: 'high' },
+  { desc: 'equal priority: first declared wins', path: '/tie', want: 'first' },
+  { desc: 'several uris, second', path: '/m2', want: 'multi' },
+  { desc: 'no match', path: '/nothing', want: undefined },
+  { desc: 'paths are case-sensitive', path: '/ORDERS', want: undefined },
+];
+
+describe('router', () => {
+  for (const c of cases) {
+    it(c.desc, () => {
+      const m = router.find(c.method ?? 'GET', c.path, c.host);
+      assert.equal(m?.route.id, c.want);
+      if (c.params) assert.deepEqual({ ...m?.params }, c.params);
+    });
+  }
+
+  it('finds the last of 10,000 routes', () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => spec(`r${i}`, { uris: [`/svc${i}/items/:id`] }, i));
+    const big = new Router(many);
+    assert.equal(big.find('GET', '/svc9999/items/1', undefined)?.route.id, 'r9999');
+    assert.equal(big.find('GET', '/svc10000/items/1', undefined), undefined);
+  });
+});
