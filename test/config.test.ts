@@ -68,7 +68,7 @@ describe('invalid configs are rejected with every error and its position', () =>
   it('reports all errors at once, in file order', async () => {
     const res = await load('routes:\n  - id: a\n    uri: /a\n    service_id: s1\n  - id: b\n    uri: 7\n    plugins:\n      nope: {}\n');
     assert.equal(res.ok, false);
-    assert.deepEqual(res.ok ? [] : res.issues.map((i) => `${i.line}:${i.col} ${i.code}`), ['6:10 GW_ERR_CONFIG_SCHEMA']);
+    assert.deepEqual(res.ok ? [] : res.issues.map((i) => `${i.line}:${i.col} ${i.code}`), ['4:17 GW_ERR_CONFIG_REF', '6:10 GW_ERR_CONFIG_SCHEMA', '8:7 GW_ERR_CONFIG_PLUGIN']);
     const res2 = await load('routes:\n  - id: a\n    uri: /a\n    service_id: s1\n  - id: b\n    uri: /b\n    service_id: s2\n');
     assert.deepEqual(res2.ok ? [] : res2.issues.map((i) => `${i.line}:${i.col} ${i.message}`), [
       '4:17 service "s1" is not defined in services',

@@ -88,14 +88,26 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   }
   const schemas = new SchemaSet();
   for (const p of schemas.validate('gateway', schema, data, [])) add('GW_ERR_CONFIG_SCHEMA', p.path, p.message, p.atKey);
-  if (issues.length) return fail();
   const doc = data as GatewayDoc;
+  const schemaOk = issues.length === 0;
+  let plugins = new Map<string, PluginDef>();
+  const places: { where: string; scope: string; at: PathSeg[]; map: PluginMap | undefined; consumer: boolean }[] = [];
+  try {
+    await checkDocument();
+  } catch (err) {
+    // Checks below assume a schema-valid shape; on a malformed one the schema errors already say why.
+    if (schemaOk) throw err;
+  }
+  if (issues.length) return fail();
+  return compile();
+
+  async function checkDocument(): Promise<void> {
 
   // Plugins: load modules, then check every instance against its own schema.
-  const { plugins, problems } = await loadPlugins(doc.plugin_paths, path.dirname(path.resolve(file)));
-  for (const p of problems) add('GW_ERR_PLUGIN_MODULE', ['plugin_paths', p.index], p.message);
+  const loaded = await loadPlugins(Array.isArray(doc.plugin_paths) ? doc.plugin_paths.filter((p) => typeof p === 'string') : [], path.dirname(path.resolve(file)));
+  plugins = loaded.plugins;
+  for (const p of loaded.problems) add('GW_ERR_PLUGIN_MODULE', ['plugin_paths', p.index], p.message);
 
-  const places: { where: string; scope: string; at: PathSeg[]; map: PluginMap | undefined; consumer: boolean }[] = [];
   doc.global_rules?.forEach((g, i) => places.push({ where: `global rule "${g.id}"`, scope: `global:${g.id}`, at: ['global_rules', i, 'plugins'], map: g.plugins, consumer: false }));
   doc.services?.forEach((s, i) => places.push({ where: `service "${s.id}"`, scope: `service:${s.id}`, at: ['services', i, 'plugins'], map: s.plugins, consumer: false }));
   doc.consumers?.forEach((c, i) => places.push({ where: `consumer "${c.username}"`, scope: `consumer:${c.username}`, at: ['consumers', i, 'plugins'], map: c.plugins, consumer: true }));
@@ -142,6 +154,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     if (s.upstream_id !== undefined && s.upstream) add('GW_ERR_CONFIG_REF', ['services', i, 'upstream'], 'give either upstream_id or upstream, not both');
   });
   doc.routes?.forEach((r, i) => {
+    if (!r || typeof r !== 'object') return;
     if (r.uri === undefined && r.uris === undefined) add('GW_ERR_CONFIG_SCHEMA', ['routes', i], 'route needs "uri" or "uris"');
     if (r.uri !== undefined && r.uris !== undefined) add('GW_ERR_CONFIG_SCHEMA', ['routes', i, 'uris'], 'give either uri or uris, not both', true);
     if (r.host !== undefined && r.hosts !== undefined) add('GW_ERR_CONFIG_SCHEMA', ['routes', i, 'hosts'], 'give either host or hosts, not both', true);
@@ -149,8 +162,9 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     if (r.upstream_id !== undefined && !upstreamIds.has(String(r.upstream_id))) add('GW_ERR_CONFIG_REF', ['routes', i, 'upstream_id'], `upstream "${r.upstream_id}" is not defined in upstreams`);
     if (r.upstream_id !== undefined && r.upstream) add('GW_ERR_CONFIG_REF', ['routes', i, 'upstream'], 'give either upstream_id or upstream, not both');
   });
-  if (issues.length) return fail();
+  }
 
+  async function compile(): Promise<LoadResult> {
   // Compile: upstreams, plugin instances (init may check functions in a worker), chains, router.
   const upstreams = new Map<string, UpstreamEntry>();
   doc.upstreams?.forEach((u) => upstreams.set(String(u.id), compileUpstream(String(u.id), u)));
@@ -264,6 +278,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     functionIds: Object.freeze(functionIds),
   });
   return { ok: true, hash, snapshot };
+  }
 }
 
 function deepFreeze<T>(v: T): T {

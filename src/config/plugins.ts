@@ -34,13 +34,16 @@ export function pluginModuleProblem(mod: unknown, file: string): string | undefi
   return undefined;
 }
 
+/** A module that loaded but does not honour the plugin contract. */
+class NotAPlugin extends Error {}
+
 async function importPlugin(file: string, bust: boolean): Promise<PluginDef> {
   let url = pathToFileURL(file).href;
   // ESM caches by URL: a changed user plugin must be seen by the next reload.
   if (bust) url += `?v=${(await stat(file)).mtimeMs}`;
   const mod = await import(url);
   const problem = pluginModuleProblem(mod, file);
-  if (problem) throw new Error(problem);
+  if (problem) throw new NotAPlugin(problem);
   return mod.default as PluginDef;
 }
 
@@ -91,7 +94,8 @@ export async function loadPlugins(pluginPaths: readonly string[], baseDir: strin
         }
         plugins.set(def.name, def);
       } catch (err) {
-        problems.push({ index: i, message: `plugin file ${rel} ${err instanceof Error && !(err instanceof SyntaxError) && !(err as { code?: string }).code ? err.message : 'could not be loaded: ' + (err as Error).message}` });
+        const why = err instanceof NotAPlugin ? err.message : `could not be loaded: ${String((err as Error)?.message ?? err).replace(/\s*\n\s*/g, ' ')}`;
+        problems.push({ index: i, message: `plugin file ${rel} ${why}` });
       }
     }
   }

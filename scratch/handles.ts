@@ -1,2 +1,0 @@
-import { after } from 'node:test';
-after(() => { setTimeout(() => { console.error('HANDLES', process.getActiveResourcesInfo()); }, 1500).unref(); });

@@ -1,0 +1,69 @@
+/** The CLI as a user runs it: exit codes, printed errors, start and graceful stop. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from './helpers/harness.ts';
+
+const BIN = fileURLToPath(new URL('../bin/turnpike.js', import.meta.url));
+
+function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, TURNPIKE_CONFIG: '' } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('turnpike CLI', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'turnpike-cli-'));
+    await writeFile(path.join(dir, 'good.yaml'), 'listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nroutes:\n  - id: hi\n    uri: /hi\n    plugins:\n      mocking: { response_example: hello }\n');
+    await writeFile(path.join(dir, 'bad.yaml'), 'routes:\n  - id: hi\n    uri: /hi\n    service_id: missing\n  - id: two\n    uri: 2\n');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const cases: { desc: string; args: string[]; want: { code: number; stdout?: RegExp; stderr?: string | RegExp } }[] = [
+    { desc: 'validate: valid file', args: ['validate', 'good.yaml'], want: { code: 0, stdout: /^good\.yaml: ok \(1 routes, sha256 [0-9a-f]{12}\)\n$/ } },
+    { desc: 'validate: invalid file prints every error', args: ['validate', 'bad.yaml'], want: { code: 1, stderr: 'bad.yaml:4:17: routes[0].service_id: service "missing" is not defined in services\nbad.yaml:6:10: routes[1].uri: must be of type string\nbad.yaml: 2 errors\n' } },
+    { desc: 'validate: several files, one invalid', args: ['validate', 'good.yaml', 'bad.yaml'], want: { code: 1, stdout: /good\.yaml: ok/ } },
+    { desc: 'validate: missing file', args: ['validate', 'nope.yaml'], want: { code: 1, stderr: /nope\.yaml:0:0: file not found/ } },
+    { desc: 'validate: no file is a usage error', args: ['validate'], want: { code: 2, stderr: /^validate needs one or more files/ } },
+    { desc: 'unknown command', args: ['serve'], want: { code: 2, stderr: /^unknown command "serve"/ } },
+    { desc: 'start: invalid file does not serve', args: ['start', '-c', 'bad.yaml'], want: { code: 1, stderr: /bad\.yaml:6:10: routes\[1\]\.uri: must be of type string\nturnpike: bad\.yaml is not valid; not starting/ } },
+    { desc: 'start: unknown option', args: ['start', '--port', '1'], want: { code: 2, stderr: /^unknown option "--port"/ } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const r = await run(c.args, dir);
+      assert.equal(r.code, c.want.code, r.stderr);
+      if (c.want.stdout) assert.match(r.stdout, c.want.stdout);
+      if (typeof c.want.stderr === 'string') assert.equal(r.stderr, c.want.stderr);
+      else if (c.want.stderr) assert.match(r.stderr, c.want.stderr);
+    });
+  }
+
+  it('start serves, then exits 0 on SIGTERM after finishing', async () => {
+    const p = spawn(process.execPath, [BIN, 'start', '--config', 'good.yaml'], { cwd: dir });
+    let out = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      p.stdout.on('data', (d) => {
+        out += d;
+        const m = /"msg":"turnpike started","listen":"127\.0\.0\.1:(\d+)"/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      p.on('close', () => reject(new Error(`exited early: ${out}`)));
+    });
+    const res = await request(port, '/hi');
+    assert.deepEqual([res.status, res.body], [200, 'hello']);
+    const code = await new Promise<number | null>((resolve) => { p.on('close', resolve); p.kill('SIGTERM'); });
+    assert.equal(code, 0);
+    assert.match(out, /"msg":"shutting down","signal":"SIGTERM"/);
+  });
+});

@@ -1,0 +1,53 @@
+/** Loading plugin modules: malformed ones are refused with their file and what is missing. */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { formatIssues, loadConfigText } from '../src/config/load.ts';
+import { builtinPlugins } from '../src/config/plugins.ts';
+import { FunctionPools } from '../src/serverless/pool.ts';
+import './helpers/harness.ts';
+
+const pools = new FunctionPools();
+after(() => pools.close());
+
+const modules: { desc: string; file: string; src: string; want: string }[] = [
+  { desc: 'no default export', file: 'a.js', src: 'export const x = 1;', want: 'plugin file plugins/a.js has no default export (export default definePlugin({...}))' },
+  { desc: 'name does not match file', file: 'b.js', src: "export default { name: 'other', version: '1', priority: 1, schema: {}, phases: {} };", want: 'plugin file plugins/b.js is named "other" but its file is "b.js": use the same name for both' },
+  { desc: 'no priority', file: 'c.js', src: "export default { name: 'c', version: '1', schema: {}, phases: {} };", want: 'plugin file plugins/c.js needs "priority", a number' },
+  { desc: 'unknown phase', file: 'd.js', src: "export default { name: 'd', version: '1', priority: 1, schema: {}, phases: { balancer() {} } };", want: 'plugin file plugins/d.js has unknown phase "balancer" (phases: rewrite, access, before_proxy, header_filter, body_filter, log)' },
+  { desc: 'syntax error', file: 'e.js', src: 'export default {', want: 'plugin file plugins/e.js could not be loaded: ' },
+  { desc: 'a TypeScript plugin loads', file: 'f.ts', src: "const p: { name: string } & Record<string, unknown> = { name: 'f', version: '1', priority: 1, schema: {}, phases: {} };\nexport default p;", want: '' },
+];
+
+describe('plugin modules', () => {
+  for (const m of modules) {
+    it(m.desc, async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-plugins-'));
+      try {
+        await mkdir(path.join(dir, 'plugins'));
+        await writeFile(path.join(dir, 'plugins', m.file), m.src);
+        const res = await loadConfigText('plugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { mocking: {} } }\n', path.join(dir, 'gateway.yaml'), { env: {}, functions: (s) => pools.host(s) });
+        const text = res.ok ? '' : formatIssues(res.issues);
+        if (m.want === '') assert.equal(text, '');
+        else assert.ok(text.includes(`plugin_paths[0]: ${m.want}`), text);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
+    const plugins = await builtinPlugins();
+    assert.deepEqual([...plugins.keys()].sort(), ['key-auth', 'mocking', 'post-function', 'pre-function', 'proxy-rewrite', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
+    for (const [name, p] of plugins) {
+      assert.equal(p.schema.$id, name);
+      const props = (p.schema.properties ?? {}) as Record<string, { description?: string }>;
+      for (const [k, v] of Object.entries(props)) {
+        assert.match(k, /^[a-z][a-z0-9_]*$/, `${name}.${k} is snake_case`);
+        assert.ok(v.description, `${name}.${k} has a description`);
+      }
+    }
+  });
+});

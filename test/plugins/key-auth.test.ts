@@ -1,0 +1,48 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+
+describe('key-auth', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  before(async () => {
+    up = await startUpstream();
+    const node = `{ nodes: { "127.0.0.1:${up.port}": 1 } }`;
+    gw = await startGateway(`routes:
+  - { id: plain, uri: /plain, upstream: ${node}, plugins: { key-auth: {} } }
+  - { id: hidden, uri: /hidden, upstream: ${node}, plugins: { key-auth: { header: X-Key, query: k, hide_credentials: true } } }
+consumers:
+  - username: alice
+    plugins:
+      key-auth: { key: "\${{ALICE_KEY}}" }
+  - username: bob
+    plugins:
+      key-auth: { key: bob-key }
+`, { env: { ALICE_KEY: 'alice-secret' } });
+  });
+  after(async () => { await gw.close(); await up.close(); });
+
+  const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown; forwarded?: Record<string, unknown> } }[] = [
+    { desc: 'no key', path: '/plain', want: { status: 401, body: { message: 'Missing API key in request' } } },
+    { desc: 'wrong key', path: '/plain', headers: { apikey: 'nope' }, want: { status: 401, body: { message: 'Invalid API key in request' } } },
+    { desc: 'key from an env var, in the header', path: '/plain', headers: { apikey: 'alice-secret' }, want: { status: 200, forwarded: { apikey: 'alice-secret' } } },
+    { desc: 'key in the query', path: '/plain?apikey=bob-key', want: { status: 200, forwarded: { url: '/plain?apikey=bob-key' } } },
+    { desc: 'custom header, hidden from the upstream', path: '/hidden', headers: { 'x-key': 'bob-key' }, want: { status: 200, forwarded: { 'x-key': undefined } } },
+    { desc: 'custom query, hidden from the upstream', path: '/hidden?k=bob-key&x=1', want: { status: 200, forwarded: { url: '/hidden?x=1' } } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const before = up.seen.length;
+      const res = await request(gw.port, c.path, { headers: c.headers });
+      assert.equal(res.status, c.want.status);
+      if (c.want.body) {
+        assert.deepEqual(JSON.parse(res.body), c.want.body);
+        assert.equal(up.seen.length, before, 'a refused request must not reach the upstream');
+      }
+      for (const [k, v] of Object.entries(c.want.forwarded ?? {})) {
+        const seen = JSON.parse(res.body);
+        assert.equal(k === 'url' ? seen.url : seen.headers[k], v, k);
+      }
+    });
+  }
+});

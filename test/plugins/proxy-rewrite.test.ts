@@ -1,0 +1,38 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+
+describe('proxy-rewrite', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  const confs: Record<string, string> = {
+    fixed: '{ uri: /internal/fixed }',
+    regex: '{ regex_uri: ["^/regex/(\\\\w+)/(.*)", "/v2/$2/$1"] }',
+    host: '{ host: backend.internal }',
+    headers: '{ headers: { set: { x-set: one, X-Upper: two }, add: { x-add: more }, remove: [cookie] } }',
+  };
+  before(async () => {
+    up = await startUpstream();
+    const routes = Object.entries(confs).map(([id, conf]) => `  - { id: ${id}, uris: ["/${id}", "/${id}/*"], upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { proxy-rewrite: ${conf} } }`).join('\n');
+    gw = await startGateway(`routes:\n${routes}\n`);
+  });
+  after(async () => { await gw.close(); await up.close(); });
+
+  const cases: { desc: string; path: string; headers?: Record<string, string>; want: { url?: string; headers?: Record<string, unknown> } }[] = [
+    { desc: 'fixed uri keeps the query', path: '/fixed?a=1', want: { url: '/internal/fixed?a=1' } },
+    { desc: 'regex_uri with captures', path: '/regex/users/42/x?q=z', want: { url: '/v2/42/x/users?q=z' } },
+    { desc: 'regex_uri that does not match leaves the path', path: '/regex', want: { url: '/regex' } },
+    { desc: 'host', path: '/host', headers: { host: 'public.example' }, want: { headers: { host: 'backend.internal' } } },
+    { desc: 'set, add, remove headers', path: '/headers', headers: { cookie: 'c=1', 'x-add': 'first' },
+      want: { headers: { 'x-set': 'one', 'x-upper': 'two', 'x-add': 'first, more', cookie: undefined } } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const res = await request(gw.port, c.path, { headers: c.headers });
+      assert.equal(res.status, 200);
+      const seen = JSON.parse(res.body);
+      if (c.want.url) assert.equal(seen.url, c.want.url);
+      for (const [k, v] of Object.entries(c.want.headers ?? {})) assert.equal(seen.headers[k], v, k);
+    });
+  }
+});
