@@ -39,12 +39,18 @@ export class GatewayError extends Error {
   }
 }
 
-/** What a client is told for an error: no stack, no internals. */
+/** What a client is told for a 5xx: fixed words per code; the details go to the error log. */
+const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
+  GW_ERR_NO_UPSTREAM: 'no upstream',
+  GW_ERR_UPSTREAM_UNAVAILABLE: 'upstream unavailable',
+  GW_ERR_UPSTREAM_TIMEOUT: 'upstream timed out',
+  GW_ERR_FUNCTION_TIMEOUT: 'function timed out',
+  GW_ERR_FUNCTION_BUSY: 'function pool is busy, try again',
+};
+
+/** The JSON body a client gets for an error: no stack, no internals. */
 export function publicBody(err: GatewayError, requestId?: string): string {
-  const text = err.status >= 500 && err.code !== 'GW_ERR_UPSTREAM_UNAVAILABLE' && err.code !== 'GW_ERR_UPSTREAM_TIMEOUT'
-    && err.code !== 'GW_ERR_FUNCTION_TIMEOUT' && err.code !== 'GW_ERR_FUNCTION_BUSY' && err.code !== 'GW_ERR_NO_UPSTREAM'
-    ? 'internal error'
-    : err.message;
+  const text = err.status < 500 ? err.message : PUBLIC_TEXT[err.code] ?? 'internal error';
   return JSON.stringify(requestId ? { error: text, code: err.code, request_id: requestId } : { error: text, code: err.code });
 }
 
