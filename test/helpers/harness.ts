@@ -97,11 +97,11 @@ export function captureLogs(): { lines: Record<string, unknown>[]; restore(): vo
 }
 
 /** Polls `fn` until it returns truthy or `ms` pass. */
-export async function eventually<T>(fn: () => T | Promise<T>, ms = 3000, step = 20): Promise<T> {
+export async function eventually<T>(fn: () => T | Promise<T>, ms = 3000, step = 20): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, step));
   }
