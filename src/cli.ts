@@ -7,10 +7,11 @@ import { formatIssues, loadConfigFile } from './config/load.ts';
 import { flushLogs, log } from './log.ts';
 import { FunctionPools } from './serverless/pool.ts';
 import { ConfigRejected, Gateway } from './runtime/gateway.ts';
-import { watchConfig } from './runtime/watch.ts';
 
 const USAGE = `usage:
-  turnpike start [--config|-c FILE]     serve FILE (default: $TURNPIKE_CONFIG or ./gateway.yaml), reloading it on change
+  turnpike start [--config|-c FILE] [--no-watch]
+                                        serve FILE (default: $TURNPIKE_CONFIG or ./gateway.yaml), reloading it
+                                        when it changes (unless --no-watch) and on SIGHUP
   turnpike validate FILE...             check files as a reload would; exit 1 if any is invalid`;
 
 /** Runs the CLI; resolves with the exit code (start resolves only on failure to start). */
@@ -47,15 +48,17 @@ async function validate(files: string[]): Promise<number> {
 
 async function start(args: string[]): Promise<number> {
   let config = process.env.TURNPIKE_CONFIG || 'gateway.yaml';
+  let watch = true;
   for (let i = 0; i < args.length; i++) {
     if ((args[i] === '-c' || args[i] === '--config') && args[i + 1]) config = args[++i];
+    else if (args[i] === '--no-watch') watch = false;
     else if (args[i].startsWith('--config=')) config = args[i].slice(9);
     else { process.stderr.write(`unknown option "${args[i]}"\n${USAGE}\n`); return 2; }
   }
   const file = path.resolve(config);
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config: file });
+    gw = await Gateway.start({ config: file, watch });
   } catch (err) {
     if (err instanceof ConfigRejected) {
       process.stderr.write(`${formatIssues(err.issues)}\nturnpike: ${path.relative(process.cwd(), file) || file} is not valid; not starting\n`);
@@ -64,14 +67,13 @@ async function start(args: string[]): Promise<number> {
     process.stderr.write(`turnpike: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
-  const watcher = watchConfig(file, () => { void gw.reload('file changed'); });
   process.on('SIGHUP', () => { void gw.reload('SIGHUP'); });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log('info', 'shutting down', { signal });
-    void watcher.close().then(() => gw.close(10_000)).then(() => { flushLogs(); process.exit(0); });
+    void gw.close(10_000).then(() => { flushLogs(); process.exit(0); });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

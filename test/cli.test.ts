@@ -2,11 +2,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from './helpers/harness.ts';
+import { eventually, request } from './helpers/harness.ts';
 
 const BIN = fileURLToPath(new URL('../bin/turnpike.js', import.meta.url));
 
@@ -49,8 +49,9 @@ describe('turnpike CLI', () => {
     });
   }
 
-  it('start serves, then exits 0 on SIGTERM after finishing', async () => {
-    const p = spawn(process.execPath, [BIN, 'start', '--config', 'good.yaml'], { cwd: dir });
+  it('start serves, reloads on SIGHUP, then exits 0 on SIGTERM', async () => {
+    await writeFile(path.join(dir, 'hup.yaml'), await readFile(path.join(dir, 'good.yaml')));
+    const p = spawn(process.execPath, [BIN, 'start', '--config', 'hup.yaml', '--no-watch'], { cwd: dir });
     let out = '';
     const port = await new Promise<number>((resolve, reject) => {
       p.stdout.on('data', (d) => {
@@ -62,6 +63,12 @@ describe('turnpike CLI', () => {
     });
     const res = await request(port, '/hi');
     assert.deepEqual([res.status, res.body], [200, 'hello']);
+    await writeFile(path.join(dir, 'hup.yaml'), (await readFile(path.join(dir, 'good.yaml'), 'utf8')).replace('hello', 'reloaded'));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await request(port, '/hi')).body, 'hello', '--no-watch: no reload without a signal');
+    p.kill('SIGHUP');
+    await eventually(async () => (await request(port, '/hi')).body === 'reloaded');
+    assert.match(out, /"msg":"config reloaded","result":"success","reason":"SIGHUP"/);
     const code = await new Promise<number | null>((resolve) => { p.on('close', resolve); p.kill('SIGTERM'); });
     assert.equal(code, 0);
     assert.match(out, /"msg":"shutting down","signal":"SIGTERM"/);

@@ -15,11 +15,16 @@ import { Metrics } from './metrics.ts';
 import { UpstreamPools } from './proxy.ts';
 import { createRequestHandler } from './server.ts';
 import { createUpgradeHandler } from './websocket.ts';
+import { watchConfig, type Watcher } from './watch.ts';
 
 export interface GatewayOptions {
   /** Path of gateway.yaml. */
   config: string;
   env?: Readonly<Record<string, string | undefined>>;
+  /** Reload when the file changes (default true). */
+  watch?: boolean;
+  /** Quiet period after a change before reloading, in ms. */
+  debounceMs?: number;
 }
 
 /** Thrown by `start` when the config is not valid: carries every issue. */
@@ -43,6 +48,7 @@ export class Gateway {
   private inflight?: Promise<ReloadOutcome>;
   private queued?: Promise<ReloadOutcome>;
   private upgraded = new Set<import('node:stream').Duplex>();
+  private watcher?: Watcher;
 
   private constructor(readonly opts: GatewayOptions) {
     const rt = {
@@ -79,6 +85,10 @@ export class Gateway {
         metrics: () => gw.metrics.render(),
       }));
       await listen(gw.admin, snap.admin.port, snap.admin.host);
+    }
+    if (opts.watch !== false) {
+      gw.watcher = watchConfig(opts.config, () => { void gw.reload('file changed'); }, opts.debounceMs);
+      await gw.watcher.ready;
     }
     log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash });
     return gw;
@@ -167,6 +177,7 @@ export class Gateway {
 
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes everything. */
   async close(graceMs = 10_000): Promise<void> {
+    await this.watcher?.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => {

@@ -6,7 +6,11 @@
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 
-export interface Watcher { close(): Promise<void> }
+export interface Watcher {
+  /** Resolves once the initial scan is done: changes after it are seen. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
 
 /** Calls `onChange` once per burst of changes that may affect `file`. */
 export function watchConfig(file: string, onChange: () => void, debounceMs = 50): Watcher {
@@ -36,7 +40,9 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 50)
     if (top === base || top.startsWith('..')) fire();
   });
   watcher.on('error', () => {});
+  const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return {
+    ready,
     async close() {
       clearTimeout(timer);
       await watcher.close();

@@ -12,6 +12,8 @@ export interface Seen { method: string; url: string; headers: IncomingHttpHeader
 export interface Upstream {
   port: number;
   seen: Seen[];
+  /** TCP connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -30,10 +32,13 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
       res.end(out);
     });
   });
+  let connections = 0;
+  server.on('connection', () => { connections++; });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
     seen,
+    connections: () => connections,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
@@ -53,7 +58,7 @@ if (!process.env.TURNPIKE_TEST_LOGS) setLogSink(() => {});
 const HEAD = 'listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n';
 
 /** Writes `yaml` (listeners on port 0 added) to a temp dir and starts a gateway on it. */
-export async function startGateway(yaml: string, opts: { env?: Record<string, string | undefined>; files?: Record<string, string> } = {}): Promise<TestGateway> {
+export async function startGateway(yaml: string, opts: { env?: Record<string, string | undefined>; files?: Record<string, string>; watch?: boolean } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-test-'));
   const file = path.join(dir, 'gateway.yaml');
   for (const [name, text] of Object.entries(opts.files ?? {})) {
@@ -62,7 +67,7 @@ export async function startGateway(yaml: string, opts: { env?: Record<string, st
   await writeFile(file, (/^listen:/m.test(yaml) ? '' : HEAD) + yaml);
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config: file, env: opts.env ?? {} });
+    gw = await Gateway.start({ config: file, env: opts.env ?? {}, watch: opts.watch ?? false });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
