@@ -36,14 +36,23 @@ export function flushLogs(): void { flush(); }
 
 /** One structured log line. `fields` are merged at top level. */
 export function log(level: Level, msg: string, fields?: Record<string, unknown>): void {
-  const entry: Record<string, unknown> = { time: new Date().toISOString(), level, msg };
+  const entry: Record<string, unknown> = { time: now(), level, msg };
   if (fields) for (const k in fields) entry[k] = fields[k];
   write(safeStringify(entry));
 }
 
+let lastMs = 0;
+let lastIso = '';
+/** The ISO time, formatted at most once per millisecond. */
+function now(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) { lastMs = ms; lastIso = new Date(ms).toISOString(); }
+  return lastIso;
+}
+
 /** The access entry, written once per request. Kept flat and cheap. */
 export function accessLog(route: string, method: string, path: string, status: number, upstream: string, latencyMs: number, requestId: string | undefined): void {
-  write(`{"time":"${new Date().toISOString()}","level":"info","msg":"access","route":${JSON.stringify(route)},"method":"${method}","path":${JSON.stringify(path)},"status":${status},"upstream":${JSON.stringify(upstream)},"latency_ms":${latencyMs.toFixed(3)}${requestId ? `,"request_id":${JSON.stringify(requestId)}` : ''}}`);
+  write(`{"time":"${now()}","level":"info","msg":"access","route":${JSON.stringify(route)},"method":"${method}","path":${JSON.stringify(path)},"status":${status},"upstream":${JSON.stringify(upstream)},"latency_ms":${latencyMs.toFixed(3)}${requestId ? `,"request_id":${JSON.stringify(requestId)}` : ''}}`);
 }
 
 function safeStringify(v: unknown): string {

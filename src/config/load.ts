@@ -14,7 +14,7 @@ import { buildChain, canReply, type Instance } from './chain.ts';
 import { interpolate } from './interpolate.ts';
 import type { GatewayDoc, PluginMap, UpstreamDoc } from './model.ts';
 import { loadPlugins } from './plugins.ts';
-import { formatPath, parseSource, type PathSeg } from './source.ts';
+import { formatPath, offsetPosition, parseSource, type PathSeg } from './source.ts';
 import { compileUpstream, parseListen, trustMatcher } from './upstream.ts';
 import { SchemaSet } from './validate.ts';
 
@@ -66,13 +66,12 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     issues.push({ code: 'GW_ERR_CONFIG_YAML', file: display, line: 1, col: 1, path: '', message: 'file is empty: a gateway needs at least one route' });
     return fail();
   }
-  const raw = parseSource(text);
   const { text: expanded, missing } = interpolate(text, opts.env ?? process.env);
   for (const m of missing) {
-    const pos = raw.offsetPosition(m.offset);
+    const pos = offsetPosition(text, m.offset);
     issues.push({ code: 'GW_ERR_CONFIG_ENV', file: display, line: pos.line, col: pos.col, path: '', message: `environment variable ${m.name} is not set and has no default (write \${{${m.name}:=default}} to give one)` });
   }
-  const src = missing.length ? raw : parseSource(expanded);
+  const src = parseSource(missing.length ? text : expanded);
   for (const e of src.yamlErrors) issues.push({ code: 'GW_ERR_CONFIG_YAML', file: display, line: e.line, col: e.col, path: '', message: `YAML: ${e.message}` });
   if (issues.length) return fail();
 
@@ -246,7 +245,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
       websocket: r.enable_websocket, chain, consumerChains,
     });
     routes.push(entry);
-    specs.push({ route: entry, uris, methods: r.methods, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
+    specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
   });
   for (const l of layer.values()) for (const inst of l?.values() ?? []) {
     const ids = (inst.state as { functionIds?: readonly string[] } | null)?.functionIds;

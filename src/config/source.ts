@@ -11,8 +11,14 @@ export interface ParsedSource {
   yamlErrors: { line: number; col: number; message: string }[];
   /** Line/column of the node at `path`, or of its nearest existing ancestor. */
   position(path: readonly PathSeg[], key?: boolean): { line: number; col: number };
-  /** Line/column of a character offset in the text. */
-  offsetPosition(offset: number): { line: number; col: number };
+}
+
+/** 1-based line and column of a character offset in `text`. */
+export function offsetPosition(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
+  return { line, col: offset - start + 1 };
 }
 
 /** Parses YAML text; never throws. */
@@ -48,7 +54,7 @@ export function parseSource(text: string): ParsedSource {
     return lineCounter.linePos(offset);
   }
 
-  return { data, yamlErrors, position, offsetPosition: (o) => lineCounter.linePos(o) };
+  return { data, yamlErrors, position };
 }
 
 /** `routes[0].plugins.key-auth` */

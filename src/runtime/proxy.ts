@@ -101,7 +101,7 @@ function hasBody(req: IncomingMessage): boolean {
  * Sends the request upstream and resolves with the response head; the caller
  * streams or buffers the body. Rejects with a GatewayError (502/504).
  */
-export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, signal: AbortSignal): Promise<UpstreamResponse> {
+export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, signal: import('node:events').EventEmitter & { aborted: boolean }): Promise<UpstreamResponse> {
   const req = ctx.raw;
   const buffered = ctx.request.body;
   const streamed = buffered === undefined && hasBody(req);

@@ -1,0 +1,42 @@
+/** gateway.yaml texts for the benchmark scenarios. */
+
+const head = (port: number, admin: number) => `listen: 127.0.0.1:${port}\nadmin:\n  listen: 127.0.0.1:${admin}\nserverless: { threads: 1, concurrency: 16 }\n`;
+
+export const scenarios = {
+  plain: (up: number) => `routes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${up}": 1 } } }\n`,
+  big: (up: number) => `routes:\n  - { id: r, uri: /big, upstream: { nodes: { "127.0.0.1:${up}": 1 } } }\n`,
+  preFunction: (up: number) => `routes:
+  - id: r
+    uri: /bench
+    upstream: { nodes: { "127.0.0.1:${up}": 1 } }
+    plugins:
+      serverless-pre-function:
+        functions:
+          - "return (conf, ctx) => { ctx.request.headers['x-fn'] = '1' }"
+`,
+  chain: (up: number) => `routes:
+  - id: r
+    uri: /bench
+    upstream: { nodes: { "127.0.0.1:${up}": 1 } }
+    plugins:
+      request-id: {}
+      key-auth: {}
+      proxy-rewrite: { uri: /rewritten, headers: { set: { x-bench: "1" } } }
+      response-rewrite: { headers: { set: { x-served-by: turnpike } } }
+consumers:
+  - username: bench
+    plugins:
+      key-auth: { key: bench-key }
+`,
+  /** `count` routes, each with its own path; `probe` answers a mocked body (for reload timing). */
+  many: (up: number, count: number, probe = 'p0') => {
+    const lines = ['routes:', `  - { id: probe, uri: /probe, plugins: { mocking: { response_example: "${probe}" } } }`];
+    for (let i = 0; i < count; i++) lines.push(`  - { id: r${i}, uri: "/svc${i}/items/:id", upstream_id: u }`);
+    return `upstreams:\n  - { id: u, nodes: { "127.0.0.1:${up}": 1 } }\n${lines.filter(Boolean).join('\n')}\n`;
+  },
+};
+
+/** A full file: listeners first, then the scenario's resources. */
+export function gatewayYaml(port: number, admin: number, body: string): string {
+  return head(port, admin) + body;
+}

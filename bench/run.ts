@@ -1,0 +1,197 @@
+/**
+ * `npm run bench`: every scenario in one run on loopback, each against the
+ * same upstream, reported as ratios to a bare undici proxy measured in the
+ * same run. Writes bench/RESULTS.md and prints it.
+ *
+ * BENCH_SECONDS (default 10), BENCH_CONNECTIONS (50), BENCH_SOAK_SECONDS (60; 0 skips).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gatewayYaml, scenarios } from './configs.ts';
+import { haveWrk, load, type LoadResult } from './load.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
+const TMP = path.join(HERE, '.tmp');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const SOAK = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
+const children = new Set<ChildProcess>();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Starts a bench helper that prints its port on its first line. */
+function spawnHelper(file: string, env: Record<string, string>): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, file)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(proc);
+  return new Promise((resolve, reject) => {
+    proc.stdout!.once('data', (d) => { proc.stdout!.resume(); resolve({ proc, port: Number(String(d).trim()) }); });
+    proc.once('exit', (c) => reject(new Error(`${file} exited ${c}`)));
+  });
+}
+
+interface Turnpike { proc: ChildProcess; port: number; admin: number; file: string; stop(): Promise<void> }
+
+async function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`).catch(() => undefined);
+  return res ? { status: res.status, body: await res.text() } : { status: 0, body: '' };
+}
+
+async function startTurnpike(name: string, body: string): Promise<Turnpike> {
+  const dir = path.join(TMP, name);
+  await mkdir(dir, { recursive: true });
+  const [port, admin] = [await freePort(), await freePort()];
+  const file = path.join(dir, 'gateway.yaml');
+  await writeFile(file, gatewayYaml(port, admin, body));
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(proc);
+  for (let i = 0; i < 400 && (await get(admin, '/readyz')).status !== 200; i++) await sleep(25);
+  return {
+    proc, port, admin, file,
+    stop: async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); children.delete(proc); },
+  };
+}
+
+async function memKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
+}
+
+interface Row extends LoadResult { name: string; peakRssMb?: number; note?: string }
+const rows: Row[] = [];
+
+async function measure(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; note?: string } = {}): Promise<Row> {
+  await load(url, { seconds: Math.min(2, SECONDS), connections: CONNS, headers: opts.headers }); // warm-up: JIT, pools
+  const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
+  const row: Row = { name, ...r, note: opts.note };
+  if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
+  rows.push(row);
+  process.stderr.write(`${name}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
+  return row;
+}
+
+async function withTurnpike<T>(name: string, body: string, fn: (t: Turnpike) => Promise<T>): Promise<T> {
+  const t = await startTurnpike(name, body);
+  try { return await fn(t); } finally { await t.stop(); }
+}
+
+/** Rewrites the file every `everyMs` while `fn` runs; returns how many writes were made. */
+async function rewriting<T>(t: Turnpike, up: number, everyMs: number, fn: () => Promise<T>): Promise<[T, number]> {
+  let n = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      await sleep(everyMs);
+      n++;
+      await writeFile(t.file, gatewayYaml(t.port, t.admin, scenarios.many(up, 1000, `p${n}`)));
+    }
+  })();
+  const r = await fn();
+  stop = true;
+  await loop;
+  return [r, n];
+}
+
+/** Time from a write to the new config answering, over `writes` writes. */
+async function reloadLatency(t: Turnpike, up: number, writes: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 1; i <= writes; i++) {
+    const marker = `m${i}`;
+    const started = performance.now();
+    await writeFile(t.file, gatewayYaml(t.port, t.admin, scenarios.many(up, 1000, marker)));
+    for (;;) {
+      if ((await get(t.port, '/probe')).body === marker) break;
+      if (performance.now() - started > 10_000) throw new Error('reload did not land in 10 s');
+      await sleep(2);
+    }
+    out.push(performance.now() - started);
+    await sleep(50);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(d));
+
+async function main(): Promise<void> {
+  await rm(TMP, { recursive: true, force: true });
+  const { port: up } = await spawnHelper('upstream.ts', {});
+  const { port: bare } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}` });
+  process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario\n`);
+
+  const direct = await measure('direct to upstream', `http://127.0.0.1:${up}/bench`);
+  const undici = await measure('bare undici proxy', `http://127.0.0.1:${bare}/bench`);
+  const plain = await withTurnpike('plain', scenarios.plain(up), (t) => measure('turnpike: 1 route, no plugins', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid }));
+  const fn = await withTurnpike('fn', scenarios.preFunction(up), (t) => measure('turnpike: 1 serverless pre-function', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid }));
+  const chain = await withTurnpike('chain', scenarios.chain(up), (t) => measure('turnpike: request-id, key-auth, proxy-rewrite, response-rewrite', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid, headers: { apikey: 'bench-key' } }));
+  const many = await withTurnpike('many', scenarios.many(up, 10_000), (t) => measure('turnpike: 10,000 routes (last one hit)', `http://127.0.0.1:${t.port}/svc9999/items/42`, { pid: t.proc.pid }));
+  const undiciBig = await measure('bare undici proxy, 64 KiB body', `http://127.0.0.1:${bare}/big`);
+  await withTurnpike('big', scenarios.big(up), (t) => measure('turnpike: 64 KiB body', `http://127.0.0.1:${t.port}/big`, { pid: t.proc.pid }));
+  const { steady, during, writes, lat } = await withTurnpike('reload', scenarios.many(up, 1000), async (t) => {
+    const steady = await measure('turnpike: 1,000 routes, no reloads', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid });
+    const [during, writes] = await rewriting(t, up, 200, () => measure('turnpike: 1,000 routes, rewritten every 200 ms', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid }));
+    const lat = await reloadLatency(t, up, 50);
+    return { steady, during, writes, lat };
+  });
+  let soak: { start: number; end: number; row: Row } | undefined;
+  if (SOAK > 0) {
+    soak = await withTurnpike('soak', scenarios.plain(up), async (t) => {
+      await load(`http://127.0.0.1:${t.port}/bench`, { seconds: 3, connections: CONNS });
+      const start = (await memKb(t.proc.pid!, 'VmRSS')) / 1024;
+      const r = await load(`http://127.0.0.1:${t.port}/bench`, { seconds: SOAK, connections: CONNS });
+      const end = (await memKb(t.proc.pid!, 'VmRSS')) / 1024;
+      const row: Row = { name: `turnpike: ${SOAK}s soak, 1 route`, ...r, note: `RSS ${start.toFixed(0)} → ${end.toFixed(0)} MiB` };
+      rows.push(row);
+      return { start, end, row };
+    });
+  }
+
+  const ratio = (a: Row, b: Row) => a.rps / b.rps;
+  const median = lat[Math.floor(lat.length / 2)];
+  const tool = rows[0].tool;
+  const lines = [
+    '# Benchmark results',
+    '',
+    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · ${SECONDS}s per scenario after a warm-up · everything on loopback, one process each`,
+    '',
+    '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB | vs bare undici |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(r.peakRssMb)} | ${r.name.includes('64 KiB') ? fmt(ratio(r, undiciBig), 2) : fmt(ratio(r, undici), 2)}${r.note ? ` (${r.note})` : ''} |`),
+    '',
+    '## Targets',
+    '',
+    '| target | measured | met |',
+    '| --- | ---: | :---: |',
+    `| 1 route, no plugins ≥ 0.90 × bare undici | ${fmt(ratio(plain, undici), 2)} | ${ratio(plain, undici) >= 0.9 ? 'yes' : 'no'} |`,
+    `| 1 pre-function ≥ 0.80 × no plugins | ${fmt(ratio(fn, plain), 2)} | ${ratio(fn, plain) >= 0.8 ? 'yes' : 'no'} |`,
+    `| 4-plugin chain ≥ 0.80 × no plugins | ${fmt(ratio(chain, plain), 2)} | ${ratio(chain, plain) >= 0.8 ? 'yes' : 'no'} |`,
+    `| 10,000 routes ≥ 0.95 × 1 route | ${fmt(ratio(many, plain), 2)} | ${ratio(many, plain) >= 0.95 ? 'yes' : 'no'} |`,
+    `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
+    `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,
+    `| reloads: zero failed requests (${writes} rewrites of 1,000 routes) | ${during.errors} | ${during.errors === 0 ? 'yes' : 'no'} |`,
+    `| reloads: p99 during vs without | ${fmt(during.p99, 2)} vs ${fmt(steady.p99, 2)} ms | – |`,
+    `| write → new config serving, median < 250 ms (50 writes, 1,000 routes) | median ${fmt(median, 0)} ms, max ${fmt(lat.at(-1), 0)} ms | ${median < 250 ? 'yes' : 'no'} |`,
+    soak ? `| RSS flat over a ${SOAK}s run | ${fmt(soak.start)} → ${fmt(soak.end)} MiB | ${soak.end <= soak.start * 1.1 + 5 ? 'yes' : 'no'} |` : '| RSS over a long run | skipped (BENCH_SOAK_SECONDS=0) | – |',
+    '',
+    `Direct to upstream: ${fmt(direct.rps)} req/s. Reproduce: \`npm run bench\` (wrk if installed: \`apt-get install wrk\`; autocannon otherwise).`,
+    '',
+  ];
+  const text = lines.join('\n');
+  await writeFile(path.join(HERE, 'RESULTS.md'), text);
+  process.stdout.write(text);
+}
+
+const cleanup = () => { for (const c of children) c.kill('SIGKILL'); };
+process.on('exit', cleanup);
+process.on('SIGINT', () => { cleanup(); process.exit(130); });
+main().then(() => { cleanup(); process.exit(0); }, (err) => { process.stderr.write(`bench failed: ${err.stack ?? err}\n`); cleanup(); process.exit(1); });
