@@ -188,6 +188,11 @@ async function main(): Promise<void> {
   ];
   const text = lines.join('\n');
   await writeFile(path.join(HERE, 'RESULTS.md'), text);
+  // Keep the README's Performance section on the latest run.
+  const readmePath = path.join(ROOT, 'README.md');
+  const readme = await readFile(readmePath, 'utf8');
+  const table = text.replace(/^# Benchmark results\n\n/, '').replace(/^## /gm, '#### ');
+  await writeFile(readmePath, readme.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${table}\n<!-- bench:end -->`));
   process.stdout.write(text);
 }
 
