@@ -32,6 +32,7 @@ ${route('kill', 'serverless-pre-function', `functions:\n  - ${fn('return () => {
 ${route('abort', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.abort() }')}`)}
 ${route('unsendable', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { ctx.vars.f = () => 1 }')}`)}
 ${route('too-large', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { ctx.vars.big = "x".repeat(10000) }')}`)}
+${route('cyclic', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { const a = { m: new Map([["k", 1]]) }; a.self = a; ctx.vars.a = a; return { status: 200, body: String(ctx.vars.a.self.m.get("k")) } }')}`)}
 ${route('bad-reply', 'serverless-pre-function', `functions:\n  - ${fn('return () => "hello"')}`)}
 ${route('env', 'serverless-pre-function', `functions:\n  - ${fn('return () => ({ status: 200, body: { env: { ...process.env }, n: Object.keys(process.env).length } })')}`)}
 ${route('fs', 'serverless-pre-function', `functions:\n  - ${fn(`return () => {
@@ -113,6 +114,11 @@ ${route('body', 'serverless-pre-function', `body: true\nmax_body_bytes: 64\nfunc
       assert.equal(next.status, 200);
     });
   }
+
+  it('cyclic and non-plain values in ctx.vars are carried back', async () => {
+    const res = await request(gw.port, '/cyclic');
+    assert.deepEqual([res.status, res.body], [200, '1']);
+  });
 
   it('workers see an empty environment', async () => {
     const res = await request(gw.port, '/env');

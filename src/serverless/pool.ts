@@ -14,10 +14,15 @@ import type { ServerlessSettings } from '../snapshot.ts';
 import type { CallResult, CallTask, CheckResult, WireCtx, WireFn, WorkerShared } from './messages.ts';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+const PRELOAD = fileURLToPath(new URL('./preload.js', import.meta.url));
 const TINYPOOL_DIR = path.dirname(createRequire(import.meta.url).resolve('tinypool'));
 const SLOTS = 256;
 /** Grace past a call's limit before a worker is presumed stuck in synchronous code. */
 const STUCK_GRACE_MS = 50;
+/** How often calls in flight are checked against their deadline. */
+const SWEEP_MS = 10;
+
+interface Pending { deadline: number; timeoutMs: number; label: string; pool: WorkerPool; reject(err: Error): void }
 
 function settingsKey(s: ServerlessSettings): string {
   return JSON.stringify([s.threads, s.concurrency, s.maxQueue, s.maxHeapMb, s.allowFsRead]);
@@ -35,7 +40,7 @@ class WorkerPool {
     const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS };
     this.beat = new Float64Array(shared.heartbeat, 0, SLOTS);
     this.owner = new Int32Array(shared.heartbeat, SLOTS * 8, SLOTS);
-    const reads = [WORKER, path.join(TINYPOOL_DIR, '*'), ...settings.allowFsRead.map((p) => path.resolve(p))];
+    const reads = [WORKER, PRELOAD, path.join(TINYPOOL_DIR, '*'), ...settings.allowFsRead.map((p) => path.resolve(p))];
     this.pool = new Tinypool({
       filename: WORKER,
       minThreads: settings.threads,
@@ -44,7 +49,7 @@ class WorkerPool {
       maxQueue: settings.maxQueue,
       idleTimeout: 2 ** 31 - 1,
       env: {},
-      execArgv: ['--experimental-permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings'],
+      execArgv: ['--experimental-permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings', '--import', PRELOAD],
       resourceLimits: { maxOldGenerationSizeMb: settings.maxHeapMb },
       workerData: shared,
     });
@@ -176,7 +181,7 @@ export class FunctionPools {
     const canReply = phase === 'rewrite' || phase === 'access' || phase === 'before_proxy';
     const task: CallTask = {
       kind: 'call',
-      fns: fns.map((f): WireFn => ({ id: f.id, label: f.label })),
+      fns: wireFns(fns, false),
       conf, phase, canReply,
       ctx: wireCtx(ctx, phase, opts.withBody),
       timeoutMs: opts.timeoutMs,
@@ -185,7 +190,7 @@ export class FunctionPools {
     let res = await this.runWithDeadline(p, task, fns[0].label, opts.timeoutMs);
     if (res.kind === 'missing') {
       // First call on this worker (or a replaced one): send the sources along.
-      task.fns = fns.map((f) => ({ id: f.id, label: f.label, source: f.source }));
+      task.fns = wireFns(fns, true);
       res = await this.runWithDeadline(p, task, fns[0].label, opts.timeoutMs);
     }
     if (res.kind === 'missing') throw new GatewayError('GW_ERR_FUNCTION_FAILED', 'function could not be loaded in a worker');
@@ -200,25 +205,41 @@ export class FunctionPools {
 
   private runWithDeadline(p: WorkerPool, task: CallTask, label: string, timeoutMs: number): Promise<CallResult> {
     return new Promise<CallResult>((resolve, reject) => {
-      // The worker enforces the limit on async work; this timer catches a worker
-      // whose thread is blocked (a loop), answers now, and replaces that worker.
-      const timer = setTimeout(() => {
-        p.replaceStuck(timeoutMs);
-        reject(new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${label} timed out after ${timeoutMs} ms`));
-      }, timeoutMs + STUCK_GRACE_MS);
       let run: Promise<unknown>;
       try {
         run = p.pool.run(task);
       } catch (err) {
-        clearTimeout(timer);
         reject(mapRunError(err));
         return;
       }
+      // The worker enforces the limit on async work; the sweeper catches a worker
+      // whose thread is blocked (a loop), answers now, and replaces that worker.
+      const pending: Pending = { deadline: Date.now() + timeoutMs + STUCK_GRACE_MS, timeoutMs, label, pool: p, reject };
+      this.track(pending);
       run.then(
-        (r) => { clearTimeout(timer); resolve(r as CallResult); },
-        (err) => { clearTimeout(timer); reject(mapRunError(err)); },
+        (r) => { if (this.pending.delete(pending)) resolve(r as CallResult); },
+        (err) => { if (this.pending.delete(pending)) reject(mapRunError(err)); },
       );
     });
+  }
+
+  private pending = new Set<Pending>();
+  private sweeper?: NodeJS.Timeout;
+
+  /** One interval for every call in flight, instead of a timer per call. */
+  private track(p: Pending): void {
+    this.pending.add(p);
+    this.sweeper ??= setInterval(() => {
+      const now = Date.now();
+      for (const c of this.pending) {
+        if (c.deadline > now) continue;
+        this.pending.delete(c);
+        c.pool.replaceStuck(c.timeoutMs);
+        c.reject(new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${c.label} timed out after ${c.timeoutMs} ms`));
+      }
+      if (this.pending.size === 0) { clearInterval(this.sweeper); this.sweeper = undefined; }
+    }, SWEEP_MS);
+    this.sweeper.unref();
   }
 
   /** Tells workers which functions are still configured; they drop the others. */
@@ -235,9 +256,22 @@ export class FunctionPools {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.live.close();
     await this.retain([]);
   }
+}
+
+const wireCache = new WeakMap<readonly FunctionSource[], [WireFn[], WireFn[]]>();
+
+/** What is sent for an instance's functions: ids and labels, sources only when asked. Built once per instance. */
+function wireFns(fns: readonly FunctionSource[], withSource: boolean): WireFn[] {
+  let pair = wireCache.get(fns);
+  if (!pair) {
+    pair = [fns.map((f) => ({ id: f.id, label: f.label })), fns.map((f) => ({ id: f.id, label: f.label, source: f.source }))];
+    wireCache.set(fns, pair);
+  }
+  return pair[withSource ? 1 : 0];
 }
 
 function mapRunError(err: unknown): GatewayError {
