@@ -5,10 +5,17 @@ import type { Chain, Step } from '../snapshot.ts';
 /** One configured plugin at one place (global rule, service, consumer, route), initialised. */
 export interface Instance { def: PluginDef; state: unknown }
 
+const NONE: readonly Step[] = Object.freeze([]);
+/** Shared by every route without plugins (10,000 such routes need one, not 10,000). */
+const EMPTY_CHAIN: Chain = Object.freeze({
+  rewrite: NONE, access: NONE, before_proxy: NONE, header_filter: NONE, body_filter: NONE, log: NONE, requestBody: 0, bufferResponse: false,
+});
+
 /** Later layers win: pass them from least to most specific. */
 export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | undefined)[]): Chain {
   const merged = new Map<string, Instance>();
   for (const layer of layers) if (layer) for (const [name, inst] of layer) merged.set(name, inst);
+  if (merged.size === 0) return EMPTY_CHAIN;
   const sorted = [...merged.values()].sort((a, b) => b.def.priority - a.def.priority || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
   const chain: Record<string, unknown> = {};
   for (const phase of PHASES) {
@@ -17,7 +24,7 @@ export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | und
       const fn = inst.def.phases[phase];
       if (fn) steps.push(Object.freeze({ name: inst.def.name, fn, conf: inst.state }));
     }
-    chain[phase] = Object.freeze(steps);
+    chain[phase] = steps.length ? Object.freeze(steps) : NONE;
   }
   chain.requestBody = Math.max(0, ...sorted.map((i) => i.def.requestBody?.(i.state) ?? 0));
   chain.bufferResponse = (chain.body_filter as Step[]).length > 0;

@@ -22,6 +22,12 @@ export interface LoadOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** The function pool, as configured by the file being loaded (checking functions at load needs it). */
   functions: (settings: ServerlessSettings) => FunctionHost;
+  /**
+   * Called between the stages of a load and every few hundred routes. A running
+   * gateway passes one that yields to its event loop, so a large reload does
+   * not hold requests for its whole duration.
+   */
+  pause?: () => Promise<void>;
 }
 
 export type LoadResult =
@@ -71,7 +77,9 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     const pos = offsetPosition(text, m.offset);
     issues.push({ code: 'GW_ERR_CONFIG_ENV', file: display, line: pos.line, col: pos.col, path: '', message: `environment variable ${m.name} is not set and has no default (write \${{${m.name}:=default}} to give one)` });
   }
+  const pause = opts.pause ?? (() => undefined);
   const src = parseSource(missing.length ? text : expanded);
+  await pause();
   for (const e of src.yamlErrors) issues.push({ code: 'GW_ERR_CONFIG_YAML', file: display, line: e.line, col: e.col, path: '', message: `YAML: ${e.message}` });
   if (issues.length) return fail();
 
@@ -87,6 +95,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   }
   const schemas = new SchemaSet();
   for (const p of schemas.validate('gateway', schema, data, [])) add('GW_ERR_CONFIG_SCHEMA', p.path, p.message, p.atKey);
+  await pause();
   const doc = data as GatewayDoc;
   const schemaOk = issues.length === 0;
   let plugins = new Map<string, PluginDef>();
@@ -98,6 +107,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     if (schemaOk) throw err;
   }
   if (issues.length) return fail();
+  await pause();
   return compile();
 
   async function checkDocument(): Promise<void> {
@@ -219,7 +229,10 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   const specs: RouteSpec[] = [];
   const routes: RouteEntry[] = [];
   const functionIds: string[] = [];
-  doc.routes?.forEach((r, i) => {
+  const routeDocs = doc.routes ?? [];
+  for (let i = 0; i < routeDocs.length; i++) {
+    if (i % 500 === 499) await pause();
+    const r = routeDocs[i];
     const svc = r.service_id !== undefined ? services.get(String(r.service_id)) : undefined;
     const svcLayer = svc ? layer.get(`service:${svc.id}`) : undefined;
     const routeLayer = layer.get(`route:${r.id}`);
@@ -230,7 +243,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
       : svc?.upstream_id !== undefined ? upstreams.get(String(svc.upstream_id)) : undefined;
     if (!upstream && !canReply(layers)) {
       add('GW_ERR_CONFIG_REF', ['routes', i], `route "${r.id}" has no upstream (upstream, upstream_id, or a service with one) and no plugin that answers requests itself (mocking, a serverless function)`);
-      return;
+      continue;
     }
     const chain = buildChain(layers);
     const hasAuth = [...new Set([...globals.values(), ...(svcLayer?.values() ?? []), ...(routeLayer?.values() ?? [])])].some((inst) => inst.def.consumerKey);
@@ -246,7 +259,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     });
     routes.push(entry);
     specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
-  });
+  }
   for (const l of layer.values()) for (const inst of l?.values() ?? []) {
     const ids = (inst.state as { functionIds?: readonly string[] } | null)?.functionIds;
     if (ids) functionIds.push(...ids);

@@ -109,7 +109,7 @@ export class Gateway {
         return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: code === 'ENOENT' ? 'file not found' : `cannot be read (${code})` }] };
       }
     }
-    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s) });
+    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests });
   }
 
   private swap(snap: Snapshot): void {
@@ -194,6 +194,9 @@ export class Gateway {
     flushLogs();
   }
 }
+
+/** Lets requests waiting on the event loop run between stages of a reload. */
+const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -156,7 +156,8 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
     const up = await forward(rt.pools, ctx, route.upstream, headers, gone);
     upstream = up.node.origin;
     ctx.response = { status: up.status, headers: stripHopByHop(up.headers) };
-    await respond(chain, ctx, res, up.body);
+    const done = respond(chain, ctx, res, up.body);
+    if (done) await done;
   } catch (err) {
     if (gone.aborted) return;
     if (err instanceof PluginFailure) {
@@ -173,8 +174,22 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
   }
 }
 
+type UpstreamBody = NodeJS.ReadableStream & { dump?: () => Promise<void> };
+
 /** header_filter, body_filter, then write; streams the upstream body when nobody needs it whole. */
-async function respond(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: NodeJS.ReadableStream & { dump?: () => Promise<void> } | undefined): Promise<void> {
+function respond(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: UpstreamBody | undefined): void | Promise<void> {
+  // The common proxied case, with no plugin on the response: no promise at all.
+  if (upstreamBody && chain.header_filter.length === 0 && !chain.bufferResponse) {
+    const response = ctx.response!;
+    res.writeHead(response.status, response.headers);
+    upstreamBody.on('error', () => { if (!res.destroyed) res.destroy(); });
+    upstreamBody.pipe(res);
+    return;
+  }
+  return respondFiltered(chain, ctx, res, upstreamBody);
+}
+
+async function respondFiltered(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: UpstreamBody | undefined): Promise<void> {
   const response = ctx.response!;
   let r = runPhase(chain.header_filter, ctx, false);
   if (isPromise(r)) await r;
