@@ -111,6 +111,11 @@ export interface PluginDef<C = any, S = C> {
   canReply?: boolean;
   /** Bytes of request body the instance wants buffered into ctx.request.body (0: none). */
   requestBody?(conf: S): number;
+  /**
+   * The phases this instance acts in, when fewer than `phases` declares. A
+   * plugin absent from body_filter keeps responses streamed, so declare it.
+   */
+  activePhases?(conf: S): readonly Phase[];
   phases: Partial<Record<Phase, Handler<S>>>;
 }
 

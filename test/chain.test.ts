@@ -30,6 +30,12 @@ describe('buildChain', () => {
     });
   }
 
+  it('a plugin joins only the phases its instance declares active', () => {
+    const many = definePlugin<unknown, { on: string[] }>({ name: 'many', version: '1', priority: 1, schema: {}, activePhases: (s) => s.on as never, phases: { access: noop, header_filter: noop, body_filter: noop } });
+    const chain = buildChain([new Map([['many', inst(many, { on: ['access'] })]])]);
+    assert.deepEqual([chain.access.length, chain.header_filter.length, chain.body_filter.length, chain.bufferResponse], [1, 0, 0, false]);
+  });
+
   it('the most specific layer wins for the same plugin', () => {
     const chain = buildChain([new Map([['a', inst(a, 'global')]]), new Map([['a', inst(a, 'service')]]), undefined, new Map([['a', inst(a, 'route')]])]);
     assert.deepEqual(chain.access.map((s) => s.conf), ['route']);

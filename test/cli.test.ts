@@ -2,6 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,6 +49,20 @@ describe('turnpike CLI', () => {
       else if (c.want.stderr) assert.match(r.stderr, c.want.stderr);
     });
   }
+
+  it('start on a port in use exits 1 instead of hanging', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      await writeFile(path.join(dir, 'busy.yaml'), `listen: 127.0.0.1:${port}\nadmin: { enabled: false }\nroutes:\n  - { id: fn, uri: /fn, plugins: { pre-function: { functions: ["return () => {}"] } } }\n`);
+      const r = await run(['start', '-c', 'busy.yaml'], dir);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^turnpike: cannot start: listen EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
+  });
 
   it('start serves, reloads on SIGHUP, then exits 0 on SIGTERM', async () => {
     await writeFile(path.join(dir, 'hup.yaml'), await readFile(path.join(dir, 'good.yaml')));

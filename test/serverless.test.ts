@@ -30,6 +30,8 @@ ${route('heap', 'serverless-pre-function', `timeout_ms: 5000\nfunctions:\n  - ${
 ${route('exit', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.exit(1) }')}`)}
 ${route('kill', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.kill(process.pid, "SIGKILL") }')}`)}
 ${route('abort', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.abort() }')}`)}
+${route('chdir', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.chdir("/") }')}`)}
+${route('dlopen', 'serverless-pre-function', `functions:\n  - ${fn('return () => { process.dlopen({ exports: {} }, "/tmp/x.node") }')}`)}
 ${route('unsendable', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { ctx.vars.f = () => 1 }')}`)}
 ${route('too-large', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { ctx.vars.big = "x".repeat(10000) }')}`)}
 ${route('cyclic', 'serverless-pre-function', `functions:\n  - ${fn('return (conf, ctx) => { const a = { m: new Map([["k", 1]]) }; a.self = a; ctx.vars.a = a; return { status: 200, body: String(ctx.vars.a.self.m.get("k")) } }')}`)}
@@ -95,6 +97,8 @@ ${route('body', 'serverless-pre-function', `body: true\nmax_body_bytes: 64\nfunc
     { desc: 'process.exit is unusable', path: '/exit', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /process\.exit\(\) is not available to serverless functions/ } },
     { desc: 'process.kill is unusable', path: '/kill', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /process\.kill\(\) is not available/ } },
     { desc: 'process.abort is unusable', path: '/abort', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /process\.abort\(\) is not available/ } },
+    { desc: 'process.chdir is unusable', path: '/chdir', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /process\.chdir\(\) is not available/ } },
+    { desc: 'native modules cannot be loaded', path: '/dlopen', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /process\.dlopen\(\) is not available/ } },
     { desc: 'a value that cannot cross the thread boundary: 500', path: '/unsendable', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /cannot be sent back/ } },
     { desc: 'a result over the size cap: 500', path: '/too-large', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /over the 2048-byte limit/ } },
     { desc: 'a return that is not a reply: 500', path: '/bad-reply', want: { status: 500, body: { error: 'internal error', code: 'GW_ERR_FUNCTION_FAILED' }, log: /returned something that is not a reply/ } },
@@ -182,6 +186,40 @@ ${route('body', 'serverless-pre-function', `body: true\nmax_body_bytes: 64\nfunc
   it('runs by priority within a phase: pre-function, serverless-pre-function, post-function, serverless-post-function', async () => {
     const res = await request(gw.port, '/order');
     assert.equal(res.body, 'kong-pre > apisix-pre > kong-post > apisix-post');
+  });
+});
+
+describe('serverless.allow_fs_read', () => {
+  it('lets functions read the listed paths and nothing else', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-allowed-'));
+    await writeFile(path.join(dir, 'allowed.txt'), 'shared data');
+    await writeFile(path.join(dir, 'other.txt'), 'secret');
+    const gw = await startGateway(`serverless: { allow_fs_read: ["${dir}/allowed.txt"] }
+routes:
+  - id: read
+    uri: /read
+    plugins:
+      pre-function:
+        functions:
+          - ${fn(`return () => {
+  const fs = process.getBuiltinModule('fs');
+  const out = {};
+  for (const f of ['allowed.txt', 'other.txt']) {
+    try { out[f] = fs.readFileSync('${dir}/' + f, 'utf8'); } catch (e) { out[f] = e.code; }
+  }
+  return { status: 200, body: out };
+}`, 12)}
+`);
+    try {
+      const res = await request(gw.port, '/read');
+      assert.deepEqual(JSON.parse(res.body), { 'allowed.txt': 'shared data', 'other.txt': 'ERR_ACCESS_DENIED' });
+    } finally {
+      await gw.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

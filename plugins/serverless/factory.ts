@@ -89,6 +89,7 @@ export function serverlessPlugin(name: string, priority: number, form: 'apisix' 
       };
     },
     requestBody: (s) => s.body,
+    activePhases: (s) => Object.keys(s.byPhase) as Phase[],
     phases: {
       rewrite: handler('rewrite'),
       access: handler('access'),

@@ -18,11 +18,13 @@ export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | und
   if (merged.size === 0) return EMPTY_CHAIN;
   const sorted = [...merged.values()].sort((a, b) => b.def.priority - a.def.priority || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
   const chain: Record<string, unknown> = {};
+  const active = sorted.map((inst) => inst.def.activePhases?.(inst.state));
   for (const phase of PHASES) {
     const steps: Step[] = [];
-    for (const inst of sorted) {
+    for (let i = 0; i < sorted.length; i++) {
+      const inst = sorted[i];
       const fn = inst.def.phases[phase];
-      if (fn) steps.push(Object.freeze({ name: inst.def.name, fn, conf: inst.state }));
+      if (fn && (active[i] === undefined || active[i]!.includes(phase))) steps.push(Object.freeze({ name: inst.def.name, fn, conf: inst.state }));
     }
     chain[phase] = steps.length ? Object.freeze(steps) : NONE;
   }

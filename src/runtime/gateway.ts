@@ -77,18 +77,24 @@ export class Gateway {
     }
     gw.swap(res.snapshot);
     const snap = res.snapshot;
-    await listen(gw.server, snap.listen.port, snap.listen.host);
-    if (snap.admin) {
-      gw.admin = http.createServer(adminHandler({
-        ready: () => gw.server.listening,
-        status: () => gw.status(),
-        metrics: () => gw.metrics.render(),
-      }));
-      await listen(gw.admin, snap.admin.port, snap.admin.host);
-    }
-    if (opts.watch !== false) {
-      gw.watcher = watchConfig(opts.config, () => { void gw.reload('file changed'); }, opts.debounceMs);
-      await gw.watcher.ready;
+    try {
+      await listen(gw.server, snap.listen.port, snap.listen.host);
+      if (snap.admin) {
+        gw.admin = http.createServer(adminHandler({
+          ready: () => gw.server.listening,
+          status: () => gw.status(),
+          metrics: () => gw.metrics.render(),
+        }));
+        await listen(gw.admin, snap.admin.port, snap.admin.host);
+      }
+      if (opts.watch !== false) {
+        gw.watcher = watchConfig(opts.config, () => { void gw.reload('file changed'); }, opts.debounceMs);
+        await gw.watcher.ready;
+      }
+    } catch (err) {
+      // Nothing may keep the process alive after a failed start (a port in use, say).
+      await gw.close(0).catch(() => {});
+      throw err;
     }
     log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash });
     return gw;
@@ -178,7 +184,7 @@ export class Gateway {
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes everything. */
   async close(graceMs = 10_000): Promise<void> {
     await this.watcher?.close();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => {
       this.server.closeAllConnections();
@@ -187,7 +193,7 @@ export class Gateway {
     timer.unref();
     await closed;
     clearTimeout(timer);
-    await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.admin?.listening ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
     await this.pools.close();
     await this.functions.close();

@@ -73,4 +73,9 @@ export type CallResult =
 export interface CheckResult { problems: string[] }
 
 /** Shared between pool and workers: per thread, when its current sync call began (0: idle). */
-export interface WorkerShared { heartbeat: SharedArrayBuffer; slots: number }
+export interface WorkerShared {
+  heartbeat: SharedArrayBuffer;
+  slots: number;
+  /** BroadcastChannel on which the pool publishes the function ids still configured. */
+  channel: string;
+}

@@ -3,6 +3,7 @@
  * with a time limit per call, a bounded queue, an empty environment and the
  * permission model. Whatever a function does, the gateway process survives.
  */
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -36,8 +37,8 @@ class WorkerPool {
   /** Ids of functions already checked: an unchanged function is not checked again on reload. */
   readonly checked = new Set<string>();
 
-  constructor(readonly settings: ServerlessSettings) {
-    const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS };
+  constructor(readonly settings: ServerlessSettings, channel: string) {
+    const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS, channel };
     this.beat = new Float64Array(shared.heartbeat, 0, SLOTS);
     this.owner = new Int32Array(shared.heartbeat, SLOTS * 8, SLOTS);
     const reads = [WORKER, PRELOAD, path.join(TINYPOOL_DIR, '*'), ...settings.allowFsRead.map((p) => path.resolve(p))];
@@ -134,7 +135,9 @@ function apply(ctx: Ctx, res: Extract<CallResult, { kind: 'ok' }>, phase: Phase)
  */
 export class FunctionPools {
   private pools = new Map<string, WorkerPool>();
-  private live = new BroadcastChannel('turnpike-functions');
+  // Per instance: two gateways in one process (tests) must not evict each other's functions.
+  private channel = `turnpike-functions-${randomUUID()}`;
+  private live = new BroadcastChannel(this.channel);
 
   constructor() {
     (this.live as unknown as { unref?: () => void }).unref?.();
@@ -143,7 +146,7 @@ export class FunctionPools {
   private poolFor(settings: ServerlessSettings): WorkerPool {
     const key = settingsKey(settings);
     let p = this.pools.get(key);
-    if (!p) { p = new WorkerPool(settings); this.pools.set(key, p); }
+    if (!p) { p = new WorkerPool(settings, this.channel); this.pools.set(key, p); }
     return p;
   }
 

@@ -51,7 +51,7 @@ process.on('unhandledRejection', () => {});
 
 /** @type {Map<string, Function>} */
 const cache = new Map();
-const live = new BroadcastChannel('turnpike-functions');
+const live = new BroadcastChannel(shared.channel);
 live.onmessage = (/** @type {MessageEvent} */ ev) => {
   const keep = new Set(/** @type {string[]} */ (ev.data));
   for (const id of cache.keys()) if (!keep.has(id)) cache.delete(id);
