@@ -6,6 +6,7 @@ import path from 'node:path';
 export interface LoadResult { rps: number; p50: number; p99: number; errors: number; requests: number; tool: string }
 
 export function haveWrk(): boolean {
+  if (process.env.BENCH_LOAD === 'autocannon') return false;
   try { execFileSync('wrk', ['--version'], { stdio: 'ignore' }); return true; } catch (e) { return (e as { status?: number }).status === 1; }
 }
 

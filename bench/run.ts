@@ -3,7 +3,8 @@
  * same upstream, reported as ratios to a bare undici proxy measured in the
  * same run. Writes bench/RESULTS.md and prints it.
  *
- * BENCH_SECONDS (default 10), BENCH_CONNECTIONS (50), BENCH_SOAK_SECONDS (60; 0 skips).
+ * BENCH_SECONDS (default 10), BENCH_CONNECTIONS (50), BENCH_SOAK_SECONDS (60; 0 skips),
+ * BENCH_LOAD=autocannon to use autocannon even where wrk is installed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
