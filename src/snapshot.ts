@@ -84,4 +84,9 @@ export interface Snapshot {
   readonly origins: ReadonlySet<string>;
   /** Serverless function ids in use (workers drop the others). */
   readonly functionIds: readonly string[];
+  /**
+   * Compiled upstreams by their definition: the next load reuses an unchanged
+   * one, so its balancer state (round-robin position, connection counts) carries over.
+   */
+  readonly upstreamCache: ReadonlyMap<string, UpstreamEntry>;
 }

@@ -192,6 +192,29 @@ describe('reloads under traffic', () => {
   });
 });
 
+describe('balancer state across reloads', () => {
+  it('round robin keeps its position when a reload leaves the upstream unchanged', async () => {
+    const a = await startUpstream((_req, res) => { res.end('a'); return true; });
+    const b = await startUpstream((_req, res) => { res.end('b'); return true; });
+    const file = (n: number) => `${HEAD}upstreams:\n  - { id: u, nodes: { "127.0.0.1:${a.port}": 1, "127.0.0.1:${b.port}": 1 } }\nroutes:\n  - { id: p, uri: /p, upstream_id: u }\n${mock('hello', `r${n}`)}`;
+    const gw = await startGateway(file(0), { watch: false });
+    try {
+      const served: string[] = [];
+      for (let i = 1; i <= 6; i++) {
+        served.push((await request(gw.port, '/p')).body);
+        await writeFile(gw.file, file(i)); // an unrelated change
+        assert.equal((await gw.gw.reload('test')).ok, true);
+      }
+      // Without the carry-over every reload restarts at the first node: a,a,a,a,a,a.
+      assert.deepEqual(served, ['a', 'b', 'a', 'b', 'a', 'b']);
+    } finally {
+      await gw.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe('serverless functions across reloads', () => {
   it('an unchanged function keeps its closure state; a changed one starts afresh', async () => {
     const counter = (label: string) => `  - id: c\n    uri: /c\n    plugins:\n      serverless-pre-function:\n        functions:\n          - |\n            let n = 0;\n            return () => ({ status: 200, body: "${label}" + (++n) })\n`;

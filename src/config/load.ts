@@ -15,7 +15,7 @@ import { interpolate } from './interpolate.ts';
 import type { GatewayDoc, PluginMap, UpstreamDoc } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import { formatPath, offsetPosition, parseSource, type PathSeg } from './source.ts';
-import { compileUpstream, parseListen, trustMatcher } from './upstream.ts';
+import { compileUpstreamCached, parseListen, trustMatcher } from './upstream.ts';
 import { SchemaSet } from './validate.ts';
 
 export interface LoadOptions {
@@ -28,6 +28,8 @@ export interface LoadOptions {
    * not hold requests for its whole duration.
    */
   pause?: () => Promise<void>;
+  /** The snapshot in force: unchanged upstreams are taken from it, balancer state and all. */
+  previous?: Snapshot;
 }
 
 export type LoadResult =
@@ -176,8 +178,10 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   async function compile(): Promise<LoadResult> {
   // Compile: upstreams, plugin instances (init may check functions in a worker), chains, router.
   const upstreams = new Map<string, UpstreamEntry>();
-  doc.upstreams?.forEach((u) => upstreams.set(String(u.id), compileUpstream(String(u.id), u)));
-  const inline = (owner: string, u: UpstreamDoc) => compileUpstream(u.id !== undefined ? String(u.id) : owner, u);
+  const upstreamCache = new Map<string, UpstreamEntry>();
+  const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);
+  doc.upstreams?.forEach((u) => upstreams.set(String(u.id), upstreamOf(String(u.id), u)));
+  const inline = (owner: string, u: UpstreamDoc) => upstreamOf(u.id !== undefined ? String(u.id) : owner, u);
 
   const sl = doc.serverless;
   const serverless: ServerlessSettings = Object.freeze(sl ? {
@@ -288,6 +292,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     consumers: consumerIndex,
     origins,
     functionIds: Object.freeze(functionIds),
+    upstreamCache,
   });
   return { ok: true, hash, snapshot };
   }

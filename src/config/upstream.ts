@@ -20,6 +20,14 @@ export function parseListen(v: number | string, defaultHost: string): Listen {
   return { host: host || defaultHost, port };
 }
 
+/** Compiles one upstream, or reuses `previous`'s compile of the same definition. */
+export function compileUpstreamCached(id: string, doc: UpstreamDoc, previous: ReadonlyMap<string, UpstreamEntry> | undefined, next: Map<string, UpstreamEntry>): UpstreamEntry {
+  const key = `${id}\0${JSON.stringify(doc)}`;
+  const entry = next.get(key) ?? previous?.get(key) ?? compileUpstream(id, doc);
+  next.set(key, entry);
+  return entry;
+}
+
 /** Compiles one upstream; `id` names it in errors and logs. */
 export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
   const defaultPort = doc.scheme === 'https' ? 443 : 80;

@@ -115,7 +115,7 @@ export class Gateway {
         return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: code === 'ENOENT' ? 'file not found' : `cannot be read (${code})` }] };
       }
     }
-    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests });
+    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, previous: this.current });
   }
 
   private swap(snap: Snapshot): void {
