@@ -5,6 +5,7 @@
  */
 import type { UpstreamNode } from './snapshot.ts';
 
+/** Picks the node for each request; one per compiled upstream, kept across reloads that leave it unchanged. */
 export interface Balancer {
   /** A node, skipping those in `exclude` (already tried); undefined when none is left. */
   pick(hashKey: string | undefined, exclude?: ReadonlySet<UpstreamNode>): UpstreamNode | undefined;

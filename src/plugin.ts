@@ -92,6 +92,7 @@ export interface PluginApi {
   readonly functions: FunctionHost;
 }
 
+/** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */
 export interface PluginDef<C = any, S = C> {
   name: string;
   version: string;

@@ -226,6 +226,26 @@ plugin_paths: [./boom.js]
   });
 });
 
+describe('shutdown', () => {
+  it('lets a request in flight finish, refuses new connections, then closes', async () => {
+    const up = await startUpstream((_req, res) => { setTimeout(() => res.end('late but whole'), 300); return true; });
+    const gw = await startGateway(`routes:\n  - { id: slow, uri: /slow, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } } }\n`);
+    try {
+      const inFlight = request(gw.port, '/slow');
+      await eventually(() => up.seen.length === 1);
+      const closing = gw.gw.close(5000);
+      await new Promise((r) => setTimeout(r, 50));
+      await assert.rejects(request(gw.port, '/slow'), /ECONNREFUSED/);
+      const res = await inFlight;
+      assert.deepEqual([res.status, res.body], [200, 'late but whole']);
+      await closing;
+    } finally {
+      await gw.close(); // a second close is harmless, and removes the temp dir
+      await up.close();
+    }
+  });
+});
+
 describe('trusted proxies', () => {
   let up: Upstream;
   let gw: TestGateway;

@@ -36,6 +36,7 @@ export class ConfigRejected extends Error {
 
 export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: true };
 
+/** A running gateway; `Gateway.start` loads the config and listens, `close` drains and stops. */
 export class Gateway {
   readonly pools = new UpstreamPools();
   readonly functions = new FunctionPools();
