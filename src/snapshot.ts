@@ -44,6 +44,15 @@ export interface UpstreamEntry {
   readonly passHost: 'pass' | 'node' | 'rewrite';
   readonly upstreamHost?: string;
   readonly keepalive: { readonly size: number; readonly idleMs: number };
+  /** Passive health checks, when configured. */
+  readonly passive?: PassiveCheck;
+}
+
+export interface PassiveCheck {
+  readonly tcpFailures: number;
+  readonly httpFailures: number;
+  readonly httpStatuses: ReadonlySet<number>;
+  readonly ejectionMs: number;
 }
 
 export interface RouteEntry {

@@ -14,6 +14,7 @@ export interface UpstreamDoc {
   pass_host: 'pass' | 'node' | 'rewrite';
   upstream_host?: string;
   keepalive_pool: { size: number; idle_timeout: number };
+  checks?: { passive?: { tcp_failures: number; http_failures: number; http_statuses: number[]; ejection_seconds: number } };
 }
 
 export interface GatewayDoc {

@@ -50,6 +50,12 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
     passHost: doc.pass_host,
     upstreamHost: doc.upstream_host,
     keepalive: Object.freeze({ size: doc.keepalive_pool.size, idleMs: doc.keepalive_pool.idle_timeout * 1000 }),
+    passive: doc.checks?.passive && Object.freeze({
+      tcpFailures: doc.checks.passive.tcp_failures,
+      httpFailures: doc.checks.passive.http_failures,
+      httpStatuses: new Set(doc.checks.passive.http_statuses),
+      ejectionMs: doc.checks.passive.ejection_seconds * 1000,
+    }),
   });
 }
 

@@ -34,9 +34,36 @@ export function stripHopByHop(headers: Record<string, string | string[] | number
   return out;
 }
 
-/** The pools to upstream nodes, shared across config snapshots by origin. */
+/** What passive checks know of one node; kept by origin, so it survives reloads. */
+interface NodeHealth { tcpFails: number; httpFails: number; ejectedUntil: number }
+
+/** The pools to upstream nodes, and their health, shared across config snapshots by origin. */
 export class UpstreamPools {
   private pools = new Map<string, Pool>();
+  private health = new Map<string, NodeHealth>();
+
+  /** True while passive checks keep `node` out of rotation. */
+  ejected(node: UpstreamNode): boolean {
+    const h = this.health.get(node.origin);
+    return h !== undefined && h.ejectedUntil > Date.now();
+  }
+
+  /** Records the outcome of a request to `node`: a status, or a connection failure/timeout (0). */
+  record(node: UpstreamNode, up: UpstreamEntry, status: number): void {
+    const check = up.passive;
+    if (!check) return;
+    let h = this.health.get(node.origin);
+    if (!h) this.health.set(node.origin, (h = { tcpFails: 0, httpFails: 0, ejectedUntil: 0 }));
+    if (status === 0) h.tcpFails++;
+    else if (check.httpStatuses.has(status)) h.httpFails++;
+    else { h.tcpFails = 0; h.httpFails = 0; return; }
+    if (h.tcpFails >= check.tcpFailures || h.httpFails >= check.httpFailures) {
+      h.ejectedUntil = Date.now() + check.ejectionMs;
+      h.tcpFails = 0;
+      h.httpFails = 0;
+      log('warn', 'upstream node ejected by passive health check', { upstream: up.id, node: node.origin, seconds: check.ejectionMs / 1000 });
+    }
+  }
 
   get(node: UpstreamNode, upstream: UpstreamEntry): Pool {
     let pool = this.pools.get(node.origin);
@@ -58,6 +85,7 @@ export class UpstreamPools {
     for (const [origin, pool] of this.pools) {
       if (origins.has(origin)) continue;
       this.pools.delete(origin);
+      this.health.delete(origin);
       pool.close().catch(() => {});
     }
   }
@@ -92,6 +120,16 @@ function hashKey(ctx: RequestCtx, up: UpstreamEntry): string | undefined {
   }
 }
 
+/** Another node than an ejected `first`; `first` itself when every node is ejected (better than none). */
+function pickHealthy(pools: UpstreamPools, up: UpstreamEntry, key: string | undefined, tried: Set<UpstreamNode> | undefined, first: UpstreamNode): UpstreamNode {
+  const skip = new Set(tried);
+  for (let n: UpstreamNode | undefined = first; n; n = up.balancer.pick(key, skip)) {
+    if (!pools.ejected(n)) return n;
+    skip.add(n);
+  }
+  return first;
+}
+
 function hasBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
@@ -115,7 +153,8 @@ export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: Upstrea
   const key = up.hashOn === 'vars' && up.hashKey === 'remote_addr' && up.nodes.length === 1 ? undefined : hashKey(ctx, up);
   let tried: Set<UpstreamNode> | undefined;
   for (let attempt = 0; ; attempt++) {
-    const node = up.balancer.pick(key, tried);
+    let node = up.balancer.pick(key, tried);
+    if (node && up.passive && pools.ejected(node)) node = pickHealthy(pools, up, key, tried, node);
     if (!node) throw new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', `no upstream node is available for route "${ctx.route.id}"`);
     if (up.passHost === 'node') headers.host = node.hostHeader;
     else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
@@ -127,10 +166,12 @@ export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: Upstrea
         path, method, headers, body, signal,
         headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read,
       });
+      pools.record(node, up, res.statusCode);
       return { status: res.statusCode, headers: res.headers as OutgoingHttpHeaders, body: res.body, node };
     } catch (err) {
       if (signal.aborted) throw err;
       const code = (err as { code?: string }).code ?? '';
+      if (CONNECT_ERRORS.has(code) || code === 'UND_ERR_HEADERS_TIMEOUT') pools.record(node, up, 0);
       const connectFailure = CONNECT_ERRORS.has(code);
       if (connectFailure && mayRetry && attempt < up.retries && up.nodes.length > 1) {
         (tried ??= new Set()).add(node);
