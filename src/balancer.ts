@@ -54,9 +54,15 @@ class LeastConn implements Balancer {
   release(n: UpstreamNode): void { this.active.set(n, Math.max(0, (this.active.get(n) ?? 1) - 1)); }
 }
 
-function fnv1a(s: string): number {
+/** FNV-1a, then murmur3's finalizer: FNV alone clusters similar short keys (user-1, user-2…). */
+function hash32(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
@@ -66,7 +72,7 @@ class ConsistentHash implements Balancer {
   private rr: RoundRobin;
   constructor(nodes: readonly UpstreamNode[]) {
     const ring: [number, UpstreamNode][] = [];
-    for (const n of nodes) for (let v = 0; v < n.weight * 40; v++) ring.push([fnv1a(`${n.origin}#${v}`), n]);
+    for (const n of nodes) for (let v = 0; v < n.weight * 40; v++) ring.push([hash32(`${n.origin}#${v}`), n]);
     ring.sort((a, b) => a[0] - b[0]);
     this.points = Uint32Array.from(ring.map((r) => r[0]));
     this.owners = ring.map((r) => r[1]);
@@ -74,7 +80,7 @@ class ConsistentHash implements Balancer {
   }
   pick(key: string | undefined, exclude?: ReadonlySet<UpstreamNode>): UpstreamNode | undefined {
     if (key === undefined || this.points.length === 0) return this.rr.pick(undefined, exclude);
-    const h = fnv1a(key);
+    const h = hash32(key);
     let lo = 0, hi = this.points.length;
     while (lo < hi) { const mid = (lo + hi) >>> 1; if (this.points[mid] < h) lo = mid + 1; else hi = mid; }
     for (let i = 0; i < this.owners.length; i++) {

@@ -36,8 +36,11 @@ export interface UpstreamEntry {
   readonly id: string;
   readonly nodes: readonly UpstreamNode[];
   readonly balancer: Balancer;
-  readonly hashOn: 'vars' | 'header' | 'cookie' | 'consumer';
+  /** chash only: where the hash key comes from (undefined for other balancers). */
+  readonly hashOn?: 'vars' | 'header' | 'cookie' | 'consumer';
   readonly hashKey: string;
+  /** hash_on: cookie: the cookie's matcher, compiled at load. */
+  readonly cookie?: RegExp;
   readonly timeout: { readonly connect: number; readonly send: number; readonly read: number };
   readonly retries: number;
   readonly retryNonIdempotent: boolean;

@@ -1,27 +1,23 @@
 /** The example user plugin, loaded from plugin_paths like a user would. */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText, formatIssues } from '../../src/config/load.ts';
 import { FunctionPools } from '../../src/serverless/pool.ts';
-import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness.ts';
+import { fixture, request } from '../../test/helpers/harness.ts';
 
 const DIR = fileURLToPath(new URL('.', import.meta.url));
 
 describe('maintenance (user plugin from plugin_paths)', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    const node = `{ nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    gw = await startGateway(`plugin_paths: ["${DIR}"]
+  const f = fixture((port) => {
+    const node = `{ nodes: { "127.0.0.1:${port}": 1 } }`;
+    return `plugin_paths: ["${DIR}"]
 routes:
   - { id: down, uri: /down, upstream: ${node}, plugins: { maintenance: { retry_after: 30 } } }
   - { id: allowed, uri: /allowed, upstream: ${node}, plugins: { maintenance: { allow: ["127.0.0.1"] } } }
   - { id: off, uri: /off, upstream: ${node}, plugins: { maintenance: { enabled: false } } }
-`);
+`;
   });
-  after(async () => { await gw.close(); await up.close(); });
 
   const cases = [
     { desc: 'answers 503 with Retry-After', path: '/down', want: { status: 503, retry: '30', body: '{"error":"down for maintenance"}' } },
@@ -30,7 +26,7 @@ routes:
   ];
   for (const c of cases) {
     it(c.desc, async () => {
-      const res = await request(gw.port, c.path);
+      const res = await request(f.gw.port, c.path);
       assert.equal(res.status, c.want.status);
       assert.equal(res.headers['retry-after'], c.want.retry);
       if (c.want.body) assert.equal(res.body, c.want.body);

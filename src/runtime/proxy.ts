@@ -106,7 +106,7 @@ function hashKey(ctx: RequestCtx, up: UpstreamEntry): string | undefined {
     case 'header': { const v = req.headers[up.hashKey.toLowerCase()]; return Array.isArray(v) ? v[0] : v; }
     case 'cookie': {
       const c = req.headers.cookie;
-      const m = c && new RegExp(`(?:^|;\\s*)${up.hashKey.replace(/[^\w-]/g, '')}=([^;]*)`).exec(c);
+      const m = c && up.cookie!.exec(c);
       return m ? m[1] : undefined;
     }
     case 'consumer': return ctx.consumer?.username;
@@ -150,7 +150,8 @@ export async function forward(pools: UpstreamPools, ctx: RequestCtx, up: Upstrea
   const method = ctx.request.method;
   const mayRetry = !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent);
   const path = ctx.request.target();
-  const key = up.hashOn === 'vars' && up.hashKey === 'remote_addr' && up.nodes.length === 1 ? undefined : hashKey(ctx, up);
+  // Only a consistent-hash balancer reads a key.
+  const key = up.hashOn === undefined ? undefined : hashKey(ctx, up);
   let tried: Set<UpstreamNode> | undefined;
   for (let attempt = 0; ; attempt++) {
     let node = up.balancer.pick(key, tried);

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { after, before } from 'node:test';
 import { Gateway } from '../../src/runtime/gateway.ts';
 import { setLogSink } from '../../src/log.ts';
 
@@ -110,4 +111,24 @@ export async function eventually<T>(fn: () => T | Promise<T>, ms = 3000, step = 
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, step));
   }
+}
+
+/**
+ * Registers before/after hooks for the usual pair: an upstream (echo, or
+ * `handler`) and a gateway on `yaml(upstreamPort)`. Read `.gw` and `.up` in tests.
+ */
+export function fixture(
+  yaml: (upstreamPort: number) => string,
+  opts: { handler?: Parameters<typeof startUpstream>[0]; env?: Record<string, string | undefined> } = {},
+): { gw: TestGateway; up: Upstream } {
+  const f = {} as { gw: TestGateway; up: Upstream };
+  before(async () => {
+    f.up = await startUpstream(opts.handler);
+    f.gw = await startGateway(yaml(f.up.port), { env: opts.env });
+  });
+  after(async () => {
+    await f.gw?.close();
+    await f.up?.close();
+  });
+  return f;
 }

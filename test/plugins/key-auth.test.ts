@@ -1,14 +1,11 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { fixture, request } from '../helpers/harness.ts';
 
 describe('key-auth', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    const node = `{ nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    gw = await startGateway(`routes:
+  const f = fixture((port) => {
+    const node = `{ nodes: { "127.0.0.1:${port}": 1 } }`;
+    return `routes:
   - { id: plain, uri: /plain, upstream: ${node}, plugins: { key-auth: {} } }
   - { id: hidden, uri: /hidden, upstream: ${node}, plugins: { key-auth: { header: X-Key, query: k, hide_credentials: true } } }
 consumers:
@@ -18,9 +15,8 @@ consumers:
   - username: bob
     plugins:
       key-auth: { key: bob-key }
-`, { env: { ALICE_KEY: 'alice-secret' } });
-  });
-  after(async () => { await gw.close(); await up.close(); });
+`;
+  }, { env: { ALICE_KEY: 'alice-secret' } });
 
   const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown; forwarded?: Record<string, unknown> } }[] = [
     { desc: 'no key', path: '/plain', want: { status: 401, body: { message: 'Missing API key in request' } } },
@@ -32,12 +28,12 @@ consumers:
   ];
   for (const c of cases) {
     it(c.desc, async () => {
-      const before = up.seen.length;
-      const res = await request(gw.port, c.path, { headers: c.headers });
+      const before = f.up.seen.length;
+      const res = await request(f.gw.port, c.path, { headers: c.headers });
       assert.equal(res.status, c.want.status);
       if (c.want.body) {
         assert.deepEqual(JSON.parse(res.body), c.want.body);
-        assert.equal(up.seen.length, before, 'a refused request must not reach the upstream');
+        assert.equal(f.up.seen.length, before, 'a refused request must not reach the upstream');
       }
       for (const [k, v] of Object.entries(c.want.forwarded ?? {})) {
         const seen = JSON.parse(res.body);

@@ -1,22 +1,15 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { fixture, request } from '../helpers/harness.ts';
 
 describe('proxy-rewrite', () => {
-  let up: Upstream;
-  let gw: TestGateway;
   const confs: Record<string, string> = {
     fixed: '{ uri: /internal/fixed }',
     regex: '{ regex_uri: ["^/regex/(\\\\w+)/(.*)", "/v2/$2/$1"] }',
     host: '{ host: backend.internal }',
     headers: '{ headers: { set: { x-set: one, X-Upper: two }, add: { x-add: more }, remove: [cookie] } }',
   };
-  before(async () => {
-    up = await startUpstream();
-    const routes = Object.entries(confs).map(([id, conf]) => `  - { id: ${id}, uris: ["/${id}", "/${id}/*"], upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { proxy-rewrite: ${conf} } }`).join('\n');
-    gw = await startGateway(`routes:\n${routes}\n`);
-  });
-  after(async () => { await gw.close(); await up.close(); });
+  const f = fixture((port) => `routes:\n${Object.entries(confs).map(([id, conf]) => `  - { id: ${id}, uris: ["/${id}", "/${id}/*"], upstream: { nodes: { "127.0.0.1:${port}": 1 } }, plugins: { proxy-rewrite: ${conf} } }`).join('\n')}\n`);
 
   const cases: { desc: string; path: string; headers?: Record<string, string>; want: { url?: string; headers?: Record<string, unknown> } }[] = [
     { desc: 'fixed uri keeps the query', path: '/fixed?a=1', want: { url: '/internal/fixed?a=1' } },
@@ -28,7 +21,7 @@ describe('proxy-rewrite', () => {
   ];
   for (const c of cases) {
     it(c.desc, async () => {
-      const res = await request(gw.port, c.path, { headers: c.headers });
+      const res = await request(f.gw.port, c.path, { headers: c.headers });
       assert.equal(res.status, 200);
       const seen = JSON.parse(res.body);
       if (c.want.url) assert.equal(seen.url, c.want.url);

@@ -1,21 +1,17 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { captureLogs, eventually, fixture, request } from '../helpers/harness.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('request-id', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    const node = `{ nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    gw = await startGateway(`routes:
+  const f = fixture((port) => {
+    const node = `{ nodes: { "127.0.0.1:${port}": 1 } }`;
+    return `routes:
   - { id: default, uri: /default, upstream: ${node}, plugins: { request-id: {} } }
   - { id: custom, uri: /custom, upstream: ${node}, plugins: { request-id: { header_name: X-Trace, include_in_response: false } } }
-`);
+`;
   });
-  after(async () => { await gw.close(); await up.close(); });
 
   const cases: { desc: string; path: string; headers: Record<string, string>; want: { upstream: RegExp | string; response: RegExp | string | undefined; header: string } }[] = [
     { desc: 'generates a uuid, sends it upstream and back', path: '/default', headers: {}, want: { upstream: UUID, response: UUID, header: 'x-request-id' } },
@@ -24,7 +20,7 @@ describe('request-id', () => {
   ];
   for (const c of cases) {
     it(c.desc, async () => {
-      const res = await request(gw.port, c.path, { headers: c.headers });
+      const res = await request(f.gw.port, c.path, { headers: c.headers });
       const sent = JSON.parse(res.body).headers[c.want.header];
       if (c.want.upstream instanceof RegExp) assert.match(sent, c.want.upstream); else assert.equal(sent, c.want.upstream);
       const back = res.headers[c.want.header];
@@ -35,7 +31,7 @@ describe('request-id', () => {
   it('puts the id in the access log', async () => {
     const logs = captureLogs();
     try {
-      await request(gw.port, '/default', { headers: { 'x-request-id': 'log-me' } });
+      await request(f.gw.port, '/default', { headers: { 'x-request-id': 'log-me' } });
       await eventually(() => logs.lines.find((l) => l.msg === 'access' && l.request_id === 'log-me'));
     } finally { logs.restore(); }
   });
