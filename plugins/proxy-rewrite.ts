@@ -13,13 +13,10 @@
  * ```
  */
 import schema from '../schemas/proxy-rewrite.json' with { type: 'json' };
-import { definePlugin } from '../src/plugin.ts';
+import { applyHeaderOps, compileHeaderOps, definePlugin, type HeaderChanges, type HeaderOps } from '../src/plugin.ts';
 
-type HeaderMap = Record<string, string | number>;
-interface Conf { uri?: string; regex_uri?: [string, string]; host?: string; headers?: { set?: HeaderMap; add?: HeaderMap; remove?: string[] } }
-interface State { uri?: string; regex?: RegExp; replacement: string; host?: string; set: [string, string][]; add: [string, string][]; remove: string[] }
-
-const lower = (m: HeaderMap | undefined): [string, string][] => Object.entries(m ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]);
+interface Conf { uri?: string; regex_uri?: [string, string]; host?: string; headers?: HeaderChanges }
+interface State { uri?: string; regex?: RegExp; replacement: string; host?: string; headers: HeaderOps }
 
 export default definePlugin<Conf, State>({
   name: 'proxy-rewrite',
@@ -38,9 +35,7 @@ export default definePlugin<Conf, State>({
     regex: conf.regex_uri ? new RegExp(conf.regex_uri[0]) : undefined,
     replacement: conf.regex_uri?.[1] ?? '',
     host: conf.host,
-    set: lower(conf.headers?.set),
-    add: lower(conf.headers?.add),
-    remove: (conf.headers?.remove ?? []).map((h) => h.toLowerCase()),
+    headers: compileHeaderOps(conf.headers),
   }),
   phases: {
     rewrite(s, ctx) {
@@ -48,13 +43,7 @@ export default definePlugin<Conf, State>({
       if (s.uri !== undefined) req.path = s.uri;
       else if (s.regex && s.regex.test(req.path)) req.path = req.path.replace(s.regex, s.replacement);
       if (s.host !== undefined) ctx.upstreamHost = s.host;
-      const h = req.headers;
-      for (const name of s.remove) delete h[name];
-      for (const [k, v] of s.set) h[k] = v;
-      for (const [k, v] of s.add) {
-        const prev = h[k];
-        h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-      }
+      applyHeaderOps(s.headers, req.headers);
     },
   },
 });

@@ -124,3 +124,25 @@ export interface PluginDef<C = any, S = C> {
 export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {
   return def;
 }
+
+/** `headers: { set, add, remove }` as written in proxy-rewrite and response-rewrite. */
+export interface HeaderChanges { set?: Record<string, string | number>; add?: Record<string, string | number>; remove?: string[] }
+
+/** HeaderChanges compiled at load: lower-cased names, string values. */
+export interface HeaderOps { readonly set: readonly [string, string][]; readonly add: readonly [string, string][]; readonly remove: readonly string[] }
+
+/** Compiles header changes once, at load. */
+export function compileHeaderOps(c: HeaderChanges | undefined): HeaderOps {
+  const pairs = (m: Record<string, string | number> | undefined): [string, string][] => Object.entries(m ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]);
+  return { set: pairs(c?.set), add: pairs(c?.add), remove: (c?.remove ?? []).map((h) => h.toLowerCase()) };
+}
+
+/** Applies compiled header changes: remove, then set (replacing), then add (appending). */
+export function applyHeaderOps(ops: HeaderOps, headers: Record<string, string | string[] | number | undefined>): void {
+  for (const name of ops.remove) delete headers[name];
+  for (const [k, v] of ops.set) headers[k] = v;
+  for (const [k, v] of ops.add) {
+    const prev = headers[k];
+    headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+  }
+}
