@@ -63,6 +63,8 @@ export class RequestCtx implements Ctx {
   readonly service?: { readonly id: string };
   consumer?: Consumer;
   upstreamHost?: string;
+  /** The node that answered (access log). */
+  upstreamOrigin = '';
   /** The plugin currently running: tags its log lines. */
   plugin = '';
   private logger?: PluginLogger;

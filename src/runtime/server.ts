@@ -6,11 +6,11 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
-import type { Reply } from '../plugin.ts';
-import type { Chain, Snapshot } from '../snapshot.ts';
+import type { Reply, ResponseView } from '../plugin.ts';
+import type { Chain, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { clientAddress, RequestCtx, RequestData } from './context.ts';
 import { CONSUMER_SET, PluginFailure, runPhase } from './phases.ts';
-import { forward, stripHopByHop, type UpstreamPools } from './proxy.ts';
+import { forward, stripHopByHop, type BodyMode, type UpstreamPools } from './proxy.ts';
 
 export interface Runtime {
   /** The snapshot in force; read once per request. */
@@ -67,15 +67,6 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function readAll(body: NodeJS.ReadableStream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    body.on('data', (c: Buffer) => chunks.push(c));
-    body.on('end', () => resolve(Buffer.concat(chunks)));
-    body.on('error', reject);
-  });
-}
-
 /** Sets X-Forwarded-For/-Proto/-Host and X-Real-IP; client values are kept only from trusted proxies. */
 function forwardedHeaders(headers: Record<string, string | string[]>, req: IncomingMessage, clientIp: string, trusted: boolean): void {
   const peer = req.socket.remoteAddress ?? '';
@@ -119,13 +110,12 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
   const { ip, peerTrusted } = clientAddress(req, snap.trustedProxies);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, q < 0 ? '' : url.slice(q), req.headers, ip));
   let chain: Chain = route.chain;
-  let upstream = '';
   const gone = new ClientGone();
   res.once('close', () => {
     if (!res.writableFinished) gone.abort();
     const status = res.writableFinished ? res.statusCode : 499;
     runLog(chain, ctx);
-    accessLog(route.id, method, path, status, upstream, performance.now() - started, ctx.vars.request_id as string | undefined);
+    accessLog(route.id, method, path, status, ctx.upstreamOrigin, performance.now() - started, ctx.vars.request_id as string | undefined);
     rt.onRequestDone?.(status);
   });
 
@@ -147,17 +137,16 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
       const headers: OutgoingHttpHeaders = { ...reply.headers };
       if (json && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
       ctx.response = { status: reply.status, headers, body: data };
-      await respond(chain, ctx, res, undefined);
+      let f = runPhase(chain.header_filter, ctx, false);
+      if (isPromise(f)) await f;
+      const w = writeWhole(chain, ctx, res);
+      if (w) await w;
       return;
     }
     if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
     const headers = stripHopByHop(ctx.request.headers);
     forwardedHeaders(headers, req, ip, peerTrusted);
-    const up = await forward(rt.pools, ctx, route.upstream, headers, gone);
-    upstream = up.node.origin;
-    ctx.response = { status: up.status, headers: stripHopByHop(up.headers) };
-    const done = respond(chain, ctx, res, up.body);
-    if (done) await done;
+    await proxy(rt, chain, ctx, res, route.upstream, headers, gone);
   } catch (err) {
     if (gone.aborted) return;
     if (err instanceof PluginFailure) {
@@ -174,47 +163,64 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
   }
 }
 
-type UpstreamBody = NodeJS.ReadableStream & { dump?: () => Promise<void> };
-
-/** header_filter, body_filter, then write; streams the upstream body when nobody needs it whole. */
-function respond(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: UpstreamBody | undefined): void | Promise<void> {
-  // The common proxied case, with no plugin on the response: no promise at all.
-  if (upstreamBody && chain.header_filter.length === 0 && !chain.bufferResponse) {
-    const response = ctx.response!;
-    res.writeHead(response.status, response.headers);
-    upstreamBody.on('error', () => { if (!res.destroyed) res.destroy(); });
-    upstreamBody.pipe(res);
-    return;
-  }
-  return respondFiltered(chain, ctx, res, upstreamBody);
+/**
+ * Proxies to the upstream and writes its response. With no plugin on the
+ * response, chunks go straight from undici to the client; otherwise
+ * header_filter runs on the head, then the body streams, or is buffered for
+ * body_filter, or is dropped when a plugin replaced it.
+ */
+function proxy(rt: Runtime, chain: Chain, ctx: RequestCtx, res: ServerResponse, upstream: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientGone): Promise<void> {
+  return new Promise((resolve, reject) => {
+    forward(rt.pools, ctx, upstream, headers, gone, {
+      head(status, h, node) {
+        ctx.upstreamOrigin = node.origin;
+        const response: ResponseView = { status, headers: stripHopByHop(h) };
+        ctx.response = response;
+        if (chain.header_filter.length === 0 && !chain.bufferResponse) {
+          res.writeHead(status, response.headers);
+          return 'stream';
+        }
+        const decide = (): BodyMode => {
+          if (response.body !== undefined) return 'discard';
+          if (chain.bufferResponse) return 'buffer';
+          res.writeHead(response.status, response.headers);
+          return 'stream';
+        };
+        const r = runPhase(chain.header_filter, ctx, false);
+        return isPromise(r) ? r.then(decide) : decide();
+      },
+      data: (chunk) => res.write(chunk),
+      drain: (resume) => { res.once('drain', resume); },
+      end(body) {
+        if (res.headersSent) { res.end(); resolve(); return; }
+        if (body !== undefined) ctx.response!.body = body;
+        const w = writeWhole(chain, ctx, res);
+        if (w) w.then(resolve, reject); else resolve();
+      },
+      fail(err, afterHead) {
+        if (afterHead && res.headersSent) { res.destroy(); resolve(); return; }
+        reject(err);
+      },
+    });
+  });
 }
 
-async function respondFiltered(chain: Chain, ctx: RequestCtx, res: ServerResponse, upstreamBody: UpstreamBody | undefined): Promise<void> {
+/** body_filter (when a plugin needs the body), then writes the whole response with its length. */
+function writeWhole(chain: Chain, ctx: RequestCtx, res: ServerResponse): void | Promise<void> {
   const response = ctx.response!;
-  let r = runPhase(chain.header_filter, ctx, false);
-  if (isPromise(r)) await r;
-  if (upstreamBody && (chain.bufferResponse || response.body !== undefined)) {
-    if (response.body === undefined) response.body = await readAll(upstreamBody);
-    else upstreamBody.dump ? await upstreamBody.dump().catch(() => {}) : upstreamBody.resume();
-    upstreamBody = undefined;
-  }
   if (chain.bufferResponse) {
     if (response.body === undefined) response.body = Buffer.alloc(0);
-    r = runPhase(chain.body_filter, ctx, false);
-    if (isPromise(r)) await r;
+    const r = runPhase(chain.body_filter, ctx, false);
+    if (isPromise(r)) return r.then(() => endWith(ctx, res));
   }
-  if (upstreamBody) {
-    res.writeHead(response.status, response.headers);
-    // .pipe, not stream.pipeline: pipeline measured at half the throughput here.
-    upstreamBody.on('error', () => { if (!res.destroyed) res.destroy(); });
-    upstreamBody.pipe(res);
-    return;
-  }
-  const body = response.body;
-  const headers = response.headers;
+  endWith(ctx, res);
+}
+
+function endWith(ctx: RequestCtx, res: ServerResponse): void {
+  const { status, headers, body } = ctx.response!;
   delete headers['transfer-encoding'];
   headers['content-length'] = body === undefined ? 0 : Buffer.byteLength(body);
-  res.writeHead(response.status, headers);
+  res.writeHead(status, headers);
   res.end(ctx.request.method === 'HEAD' ? undefined : body);
 }
 
