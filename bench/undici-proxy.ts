@@ -1,26 +1,40 @@
 /**
  * The baseline: a bare undici proxy with no routing and no plugins, the
- * ceiling a Node gateway on undici can reach. Prints its port.
+ * ceiling a Node gateway on undici can reach. MODE=dispatch (default) uses
+ * undici's dispatch API, as Turnpike does; MODE=request uses request() + pipe.
+ * Prints its port.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 
 const target = process.env.TARGET!;
+const mode = process.env.MODE ?? 'dispatch';
 const pool = new Pool(target, { connections: 128, pipelining: 1 });
+const strip = (h: Record<string, unknown>) => {
+  delete h.connection;
+  delete h['keep-alive'];
+  delete h['transfer-encoding'];
+  return h as http.OutgoingHttpHeaders;
+};
+
 const server = http.createServer((req, res) => {
-  const headers = { ...req.headers };
-  delete headers.connection;
-  delete headers['keep-alive'];
-  pool.request({ path: req.url!, method: req.method as 'GET', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req })
-    .then(({ statusCode, headers: h, body }) => {
-      delete h.connection;
-      delete h['keep-alive'];
-      delete h['transfer-encoding'];
-      res.writeHead(statusCode, h as http.OutgoingHttpHeaders);
-      body.pipe(res);
-    })
-    .catch(() => { res.writeHead(502); res.end(); });
+  const headers = strip({ ...req.headers }) as Record<string, string>;
+  const body = req.method === 'GET' || req.method === 'HEAD' ? null : req;
+  if (mode === 'request') {
+    pool.request({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body })
+      .then(({ statusCode, headers: h, body: b }) => { res.writeHead(statusCode, strip(h)); b.pipe(res); })
+      .catch(() => { res.writeHead(502); res.end(); });
+    return;
+  }
+  pool.dispatch({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body }, {
+    // Its presence tells undici this handler uses the current API (not onConnect/onHeaders).
+    onRequestStart() {},
+    onResponseStart(_c, statusCode, h) { res.writeHead(statusCode, strip(h)); },
+    onResponseData(c, chunk) { if (!res.write(chunk)) { c.pause(); res.once('drain', () => c.resume()); } },
+    onResponseEnd() { res.end(); },
+    onResponseError() { if (!res.headersSent) res.writeHead(502); res.end(); },
+  });
 });
 server.keepAliveTimeout = 60_000;
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {

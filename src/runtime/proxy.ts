@@ -31,11 +31,10 @@ export interface ResponseSink {
   fail(err: unknown, afterHead: boolean): void;
 }
 
-/** What forward() needs of the client side: undici-style abort signalling. */
+/** The client side of an exchange: whether it left, and the attempt to cancel when it does. */
 export interface ClientSignal {
   readonly aborted: boolean;
-  once(event: 'abort', fn: () => void): unknown;
-  removeListener(event: 'abort', fn: () => void): unknown;
+  current: { cancel(): void } | undefined;
 }
 
 /** Copies headers without hop-by-hop ones (and those the Connection header names). */
@@ -160,6 +159,166 @@ function upstreamError(err: unknown, node: UpstreamNode, up: UpstreamEntry): Gat
   return new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', `upstream ${node.origin} failed: ${code || (err as Error).message}`, { cause: err });
 }
 
+/** One request's exchange with its upstream, across retries. */
+class Exchange {
+  tried: Set<UpstreamNode> | undefined;
+  attempt = 0;
+  constructor(
+    readonly pools: UpstreamPools,
+    readonly ctx: RequestCtx,
+    readonly up: UpstreamEntry,
+    readonly headers: Record<string, string | string[]>,
+    readonly gone: ClientSignal,
+    readonly sink: ResponseSink,
+    readonly path: string,
+    readonly method: Dispatcher.HttpMethod,
+    readonly body: Buffer | IncomingMessage | null,
+    readonly mayRetry: boolean,
+    readonly key: string | undefined,
+  ) {}
+
+  start(): void {
+    const { up, pools, ctx, headers } = this;
+    let node = up.balancer.pick(this.key, this.tried);
+    if (node && up.passive && pools.ejected(node)) node = pickHealthy(pools, up, this.key, this.tried, node);
+    if (!node) {
+      this.sink.fail(new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', `no upstream node is available for route "${ctx.route.id}"`), false);
+      return;
+    }
+    if (up.passHost === 'node') headers.host = node.hostHeader;
+    else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
+    else if (up.passHost === 'rewrite' && up.upstreamHost) headers.host = up.upstreamHost;
+    else if (typeof ctx.request.headers.host === 'string') headers.host = ctx.request.headers.host;
+    const attempt = new Attempt(this, node);
+    this.gone.current = attempt;
+    up.balancer.acquire(node);
+    try {
+      pools.get(node, up).dispatch({ path: this.path, method: this.method, headers, body: this.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read }, attempt);
+    } catch (err) {
+      // dispatch() refuses some requests synchronously (a header value it cannot send, say).
+      if (!attempt.settled) { attempt.settle(); this.sink.fail(upstreamError(err, node, up), false); }
+    }
+  }
+}
+
+/**
+ * One try on one node: undici's dispatch handler. A class, not closures: the
+ * request path creates one per request, and tsx wraps every closure it creates.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  headSeen = false;
+  settled = false;
+  mode: BodyMode = 'stream';
+  chunks: Buffer[] | undefined;
+  /** Chunks that arrive while an async head() decides. */
+  held: Buffer[] | undefined;
+  endedWhileHeld = false;
+
+  constructor(readonly x: Exchange, readonly node: UpstreamNode) {}
+
+  cancel(): void {
+    this.controller?.abort(new Error('client went away'));
+  }
+
+  settle(): void {
+    this.settled = true;
+    if (this.x.gone.current === this) this.x.gone.current = undefined;
+    this.x.up.balancer.release(this.node);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    if (this.x.gone.aborted) c.abort(new Error('client went away'));
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, h: Record<string, string | string[] | undefined>): void {
+    const { x } = this;
+    this.headSeen = true;
+    x.pools.record(this.node, x.up, status);
+    let decision: BodyMode | Promise<BodyMode>;
+    try {
+      decision = x.sink.head(status, h as OutgoingHttpHeaders, this.node);
+    } catch (err) {
+      this.abortWith(c, err);
+      return;
+    }
+    if (typeof decision === 'string') {
+      this.setMode(decision);
+      return;
+    }
+    this.held = [];
+    c.pause();
+    decision.then((m) => this.release(c, m), (err) => this.abortWith(c, err));
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.held) this.held.push(chunk);
+    else this.deliver(c, chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    if (this.held) this.endedWhileHeld = true;
+    else this.complete();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.settled) return;
+    this.settle();
+    const { x, node } = this;
+    if (x.gone.aborted) return; // the client left: nobody to answer
+    const code = (err as { code?: string }).code ?? '';
+    if (!this.headSeen) {
+      const connectFailure = CONNECT_ERRORS.has(code);
+      if (connectFailure || code === 'UND_ERR_HEADERS_TIMEOUT') x.pools.record(node, x.up, 0);
+      if (connectFailure && x.mayRetry && x.attempt < x.up.retries && x.up.nodes.length > 1) {
+        x.attempt++;
+        (x.tried ??= new Set()).add(node);
+        log('warn', 'upstream node failed, retrying on another', { route: x.ctx.route.id, upstream: node.origin, error: code });
+        x.start();
+        return;
+      }
+    }
+    x.sink.fail(upstreamError(err, node, x.up), this.headSeen);
+  }
+
+  private setMode(m: BodyMode): void {
+    this.mode = m;
+    if (m === 'buffer') this.chunks = [];
+  }
+
+  private release(c: Dispatcher.DispatchController, m: BodyMode): void {
+    this.setMode(m);
+    const queued = this.held!;
+    this.held = undefined;
+    for (const chunk of queued) this.deliver(c, chunk);
+    if (this.endedWhileHeld) this.complete();
+    else c.resume();
+  }
+
+  private deliver(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.mode === 'stream') {
+      if (!this.x.sink.data(chunk) && !c.paused) {
+        c.pause();
+        this.x.sink.drain(() => c.resume());
+      }
+    } else if (this.mode === 'buffer') this.chunks!.push(chunk);
+  }
+
+  private complete(): void {
+    this.settle();
+    this.x.sink.end(this.mode === 'buffer' ? Buffer.concat(this.chunks!) : undefined);
+  }
+
+  private abortWith(c: Dispatcher.DispatchController, err: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    c.abort(err instanceof Error ? err : new Error(String(err)));
+    this.x.sink.fail(err, true);
+  }
+}
+
 /**
  * Sends the request upstream with undici's dispatch API (no stream objects, no
  * promise per request: measured 25% faster than request() + pipe) and hands the
@@ -170,125 +329,13 @@ export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry
   const req = ctx.raw;
   const buffered = ctx.request.body;
   const streamed = buffered === undefined && hasBody(req);
-  const body = buffered ?? (streamed ? req : null);
   if (buffered !== undefined) headers['content-length'] = String(buffered.length);
   const method = ctx.request.method;
-  const mayRetry = !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent);
-  const path = ctx.request.target();
-  // Only a consistent-hash balancer reads a key.
-  const key = up.hashOn === undefined ? undefined : hashKey(ctx, up);
-  let tried: Set<UpstreamNode> | undefined;
-  let attempt = 0;
-
-  const start = (): void => {
-    let node = up.balancer.pick(key, tried);
-    if (node && up.passive && pools.ejected(node)) node = pickHealthy(pools, up, key, tried, node);
-    if (!node) {
-      sink.fail(new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', `no upstream node is available for route "${ctx.route.id}"`), false);
-      return;
-    }
-    const target = node;
-    if (up.passHost === 'node') headers.host = target.hostHeader;
-    else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
-    else if (up.passHost === 'rewrite' && up.upstreamHost) headers.host = up.upstreamHost;
-    else if (typeof ctx.request.headers.host === 'string') headers.host = ctx.request.headers.host;
-
-    let controller: Dispatcher.DispatchController | undefined;
-    let headSeen = false;
-    let settled = false;
-    let mode: BodyMode = 'stream';
-    let chunks: Buffer[] | undefined;
-    /** Chunks that arrive while an async head() decides. */
-    let held: Buffer[] | undefined;
-    let endedWhileHeld = false;
-    const onGone = () => controller?.abort(new Error('client went away'));
-    const settle = () => {
-      settled = true;
-      gone.removeListener('abort', onGone);
-      up.balancer.release(target);
-    };
-    const deliver = (c: Dispatcher.DispatchController, chunk: Buffer) => {
-      if (mode === 'stream') {
-        if (!sink.data(chunk) && !c.paused) { c.pause(); sink.drain(() => c.resume()); }
-      } else if (mode === 'buffer') chunks!.push(chunk);
-    };
-    const complete = () => {
-      settle();
-      sink.end(mode === 'buffer' ? Buffer.concat(chunks!) : undefined);
-    };
-    const abortWith = (c: Dispatcher.DispatchController, err: unknown) => {
-      if (settled) return;
-      settle();
-      c.abort(err instanceof Error ? err : new Error(String(err)));
-      sink.fail(err, true);
-    };
-    gone.once('abort', onGone);
-    up.balancer.acquire(target);
-    try {
-      pools.get(target, up).dispatch({ path, method: method as Dispatcher.HttpMethod, headers, body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read }, {
-        onRequestStart(c) {
-          controller = c;
-          if (gone.aborted) c.abort(new Error('client went away'));
-        },
-        onResponseStart(c, status, h) {
-          headSeen = true;
-          pools.record(target, up, status);
-          let decision: BodyMode | Promise<BodyMode>;
-          try {
-            decision = sink.head(status, h as OutgoingHttpHeaders, target);
-          } catch (err) {
-            abortWith(c, err);
-            return;
-          }
-          if (typeof decision === 'string') {
-            mode = decision;
-            if (mode === 'buffer') chunks = [];
-            return;
-          }
-          held = [];
-          c.pause();
-          decision.then((m) => {
-            mode = m;
-            if (mode === 'buffer') chunks = [];
-            const queued = held!;
-            held = undefined;
-            for (const chunk of queued) deliver(c, chunk);
-            if (endedWhileHeld) complete();
-            else c.resume();
-          }, (err) => abortWith(c, err));
-        },
-        onResponseData(c, chunk) {
-          if (held) held.push(chunk);
-          else deliver(c, chunk);
-        },
-        onResponseEnd() {
-          if (settled) return;
-          if (held) endedWhileHeld = true;
-          else complete();
-        },
-        onResponseError(_c, err) {
-          if (settled) return;
-          settle();
-          if (gone.aborted) return; // the client left: nobody to answer
-          const code = (err as { code?: string }).code ?? '';
-          if (!headSeen) {
-            const connectFailure = CONNECT_ERRORS.has(code);
-            if (connectFailure || code === 'UND_ERR_HEADERS_TIMEOUT') pools.record(target, up, 0);
-            if (connectFailure && mayRetry && attempt < up.retries && up.nodes.length > 1) {
-              attempt++;
-              (tried ??= new Set()).add(target);
-              log('warn', 'upstream node failed, retrying on another', { route: ctx.route.id, upstream: target.origin, error: code });
-              start();
-              return;
-            }
-          }
-          sink.fail(upstreamError(err, target, up), headSeen);
-        },
-      });
-    } catch (err) {
-      // dispatch() refuses some requests synchronously (a header value it cannot send, say).
-      if (!settled) { settle(); sink.fail(upstreamError(err, target, up), false); }
-    }
-  };
-  start();
+  new Exchange(
+    pools, ctx, up, headers, gone, sink, ctx.request.target(), method as Dispatcher.HttpMethod,
+    buffered ?? (streamed ? req : null),
+    !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent),
+    // Only a consistent-hash balancer reads a key.
+    up.hashOn === undefined ? undefined : hashKey(ctx, up),
+  ).start();
 }

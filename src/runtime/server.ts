@@ -2,15 +2,14 @@
  * The request path: match a route on the snapshot taken at the start of the
  * request, run the phases, proxy, write the response, log.
  */
-import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
 import type { Reply, ResponseView } from '../plugin.ts';
-import type { Chain, Snapshot, UpstreamEntry } from '../snapshot.ts';
+import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
 import { clientAddress, RequestCtx, RequestData } from './context.ts';
 import { CONSUMER_SET, PluginFailure, runPhase } from './phases.ts';
-import { forward, stripHopByHop, type BodyMode, type UpstreamPools } from './proxy.ts';
+import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink, type UpstreamPools } from './proxy.ts';
 
 export interface Runtime {
   /** The snapshot in force; read once per request. */
@@ -19,16 +18,14 @@ export interface Runtime {
   onRequestDone?(status: number): void;
 }
 
-/**
- * Aborts the upstream request when the client goes away. undici accepts an
- * EventEmitter as `signal`: it costs a fraction of an AbortController per request.
- */
-class ClientGone extends EventEmitter {
+/** Whether the client left, and the upstream attempt to cancel when it does. */
+class ClientGone implements ClientSignal {
   aborted = false;
+  current: { cancel(): void } | undefined;
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.emit('abort');
+    this.current?.cancel();
   }
 }
 
@@ -146,63 +143,84 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
     if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
     const headers = stripHopByHop(ctx.request.headers);
     forwardedHeaders(headers, req, ip, peerTrusted);
-    await proxy(rt, chain, ctx, res, route.upstream, headers, gone);
+    forward(rt.pools, ctx, route.upstream, headers, gone, new ProxySink(chain, ctx, res, gone));
   } catch (err) {
-    if (gone.aborted) return;
-    if (err instanceof PluginFailure) {
-      log('error', 'plugin failed', { route: route.id, plugin: err.plugin, error: err.error });
-      sendError(res, err.error instanceof GatewayError ? err.error : new GatewayError('GW_ERR_PLUGIN_FAILED', err.message), ctx.vars.request_id as string | undefined);
-      return;
-    }
-    if (err instanceof GatewayError) {
-      if (err.status >= 500) log('error', err.message, { route: route.id, code: err.code });
-      sendError(res, err, ctx.vars.request_id as string | undefined);
-      return;
-    }
-    throw err;
+    answerError(err, ctx, res, gone);
   }
 }
 
+/** Answers a failure of the phases or the proxy: logged with route and plugin, a JSON body for the client. */
+function answerError(err: unknown, ctx: RequestCtx, res: ServerResponse, gone: ClientGone): void {
+  if (gone.aborted) return;
+  const requestId = ctx.vars.request_id as string | undefined;
+  if (err instanceof PluginFailure) {
+    log('error', 'plugin failed', { route: ctx.route.id, plugin: err.plugin, error: err.error });
+    sendError(res, err.error instanceof GatewayError ? err.error : new GatewayError('GW_ERR_PLUGIN_FAILED', err.message), requestId);
+    return;
+  }
+  if (err instanceof GatewayError) {
+    if (err.status >= 500) log('error', err.message, { route: ctx.route.id, code: err.code });
+    sendError(res, err, requestId);
+    return;
+  }
+  log('error', 'request failed', { route: ctx.route.id, error: err });
+  sendError(res, new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'), requestId);
+}
+
 /**
- * Proxies to the upstream and writes its response. With no plugin on the
- * response, chunks go straight from undici to the client; otherwise
- * header_filter runs on the head, then the body streams, or is buffered for
- * body_filter, or is dropped when a plugin replaced it.
+ * Writes the upstream's response. With no plugin on the response, chunks go
+ * straight from undici to the client; otherwise header_filter runs on the head,
+ * then the body streams, or is buffered for body_filter, or is dropped when a
+ * plugin replaced it. A class: one per request, no closures.
  */
-function proxy(rt: Runtime, chain: Chain, ctx: RequestCtx, res: ServerResponse, upstream: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientGone): Promise<void> {
-  return new Promise((resolve, reject) => {
-    forward(rt.pools, ctx, upstream, headers, gone, {
-      head(status, h, node) {
-        ctx.upstreamOrigin = node.origin;
-        const response: ResponseView = { status, headers: stripHopByHop(h) };
-        ctx.response = response;
-        if (chain.header_filter.length === 0 && !chain.bufferResponse) {
-          res.writeHead(status, response.headers);
-          return 'stream';
-        }
-        const decide = (): BodyMode => {
-          if (response.body !== undefined) return 'discard';
-          if (chain.bufferResponse) return 'buffer';
-          res.writeHead(response.status, response.headers);
-          return 'stream';
-        };
-        const r = runPhase(chain.header_filter, ctx, false);
-        return isPromise(r) ? r.then(decide) : decide();
-      },
-      data: (chunk) => res.write(chunk),
-      drain: (resume) => { res.once('drain', resume); },
-      end(body) {
-        if (res.headersSent) { res.end(); resolve(); return; }
-        if (body !== undefined) ctx.response!.body = body;
-        const w = writeWhole(chain, ctx, res);
-        if (w) w.then(resolve, reject); else resolve();
-      },
-      fail(err, afterHead) {
-        if (afterHead && res.headersSent) { res.destroy(); resolve(); return; }
-        reject(err);
-      },
-    });
-  });
+class ProxySink implements ResponseSink {
+  constructor(readonly chain: Chain, readonly ctx: RequestCtx, readonly res: ServerResponse, readonly gone: ClientGone) {}
+
+  head(status: number, h: OutgoingHttpHeaders, node: UpstreamNode): BodyMode | Promise<BodyMode> {
+    const { ctx, chain, res } = this;
+    ctx.upstreamOrigin = node.origin;
+    const response: ResponseView = { status, headers: stripHopByHop(h) };
+    ctx.response = response;
+    if (chain.header_filter.length === 0 && !chain.bufferResponse) {
+      res.writeHead(status, response.headers);
+      return 'stream';
+    }
+    const r = runPhase(chain.header_filter, ctx, false);
+    return isPromise(r) ? r.then(() => this.decide()) : this.decide();
+  }
+
+  private decide(): BodyMode {
+    const response = this.ctx.response!;
+    if (response.body !== undefined) return 'discard';
+    if (this.chain.bufferResponse) return 'buffer';
+    this.res.writeHead(response.status, response.headers);
+    return 'stream';
+  }
+
+  data(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  drain(resume: () => void): void {
+    this.res.once('drain', resume);
+  }
+
+  end(body: Buffer | undefined): void {
+    const { ctx, res } = this;
+    if (res.headersSent) { res.end(); return; }
+    if (body !== undefined) ctx.response!.body = body;
+    try {
+      const w = writeWhole(this.chain, ctx, res);
+      if (w) w.catch((err) => this.fail(err, false));
+    } catch (err) {
+      this.fail(err, false);
+    }
+  }
+
+  fail(err: unknown, afterHead: boolean): void {
+    if (afterHead && this.res.headersSent) { this.res.destroy(); return; }
+    answerError(err, this.ctx, this.res, this.gone);
+  }
 }
 
 /** body_filter (when a plugin needs the body), then writes the whole response with its length. */
