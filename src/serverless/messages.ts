@@ -5,8 +5,8 @@
 
 export interface WireFn {
   id: string;
-  label: string;
-  /** Sent only when the worker does not have the function yet. */
+  /** Label and source are sent only when the worker does not have the function yet. */
+  label?: string;
   source?: string;
 }
 

@@ -267,11 +267,11 @@ export class FunctionPools {
 
 const wireCache = new WeakMap<readonly FunctionSource[], [WireFn[], WireFn[]]>();
 
-/** What is sent for an instance's functions: ids and labels, sources only when asked. Built once per instance. */
+/** What is sent for an instance's functions: ids, or ids with labels and sources when a worker lacks them. Built once per instance. */
 function wireFns(fns: readonly FunctionSource[], withSource: boolean): WireFn[] {
   let pair = wireCache.get(fns);
   if (!pair) {
-    pair = [fns.map((f) => ({ id: f.id, label: f.label })), fns.map((f) => ({ id: f.id, label: f.label, source: f.source }))];
+    pair = [fns.map((f) => ({ id: f.id })), fns.map((f) => ({ id: f.id, label: f.label, source: f.source }))];
     wireCache.set(fns, pair);
   }
   return pair[withSource ? 1 : 0];

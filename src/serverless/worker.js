@@ -49,7 +49,7 @@ Object.defineProperty(globalThis, 'console', { value: quietConsole, writable: fa
 process.on('uncaughtException', () => {});
 process.on('unhandledRejection', () => {});
 
-/** @type {Map<string, Function>} */
+/** Compiled functions by id, with the label that names them in logs. @type {Map<string, { fn: Function, label: string }>} */
 const cache = new Map();
 const live = new BroadcastChannel(shared.channel);
 live.onmessage = (/** @type {MessageEvent} */ ev) => {
@@ -132,82 +132,141 @@ class DeadlineError extends Error {}
 /** @param {unknown} err */
 const wireError = (err) => (err instanceof Error ? { message: err.message, stack: err.stack, name: err.name } : { message: String(err) });
 
-/** @param {CallTask} task @returns {Promise<CallResult>} */
-async function call(task) {
-  for (const f of task.fns) if (!cache.has(f.id) && f.source === undefined) return { kind: 'missing' };
-  const started = Date.now();
-  const wctx = task.ctx;
-  const req = wctx.request;
-  const search = req.search;
-  /** @type {Record<string, string | string[]> | undefined} */
-  let query;
-  /** @type {any} */
-  const request = {
-    method: req.method, path: req.path, headers: req.headers, client_ip: req.client_ip,
-    // Parsed only when read; once read, it is what the gateway sends upstream.
-    get query() { return (query ??= parseQuery(search)); },
-    set query(q) { query = q; },
-  };
-  if (req.body) request.body = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength);
-  /** @type {any} */
-  const response = wctx.response;
-  if (response && response.body instanceof Uint8Array) response.body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
-  /** @type {LogLine[]} */
-  const logs = [];
-  const store = { logs, fn: '' };
-  const log = {
-    info: (/** @type {unknown[]} */ ...a) => { logs.length < 100 && logs.push({ level: 'info', msg: text(a), fn: store.fn }); },
-    warn: (/** @type {unknown[]} */ ...a) => { logs.length < 100 && logs.push({ level: 'warn', msg: text(a), fn: store.fn }); },
-    error: (/** @type {unknown[]} */ ...a) => { logs.length < 100 && logs.push({ level: 'error', msg: text(a), fn: store.fn }); },
-  };
-  const ctx = { request, vars: wctx.vars, route: wctx.route, service: wctx.service, consumer: wctx.consumer, response, log };
-  /** @type {any} */
-  let reply;
-  return als.run(store, async () => {
-    for (const f of task.fns) {
-      store.fn = f.label;
+/** ctx.request in the worker: the query is parsed only when read, and once read it is sent back. */
+class WorkerRequest {
+  /** @param {import('./messages.ts').WireRequest} req */
+  constructor(req) {
+    this.method = req.method;
+    this.path = req.path;
+    this.headers = req.headers;
+    this.client_ip = req.client_ip;
+    this.search = req.search;
+    /** @type {Record<string, string | string[]> | undefined} */
+    this.parsed = undefined;
+    if (req.body) this.body = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength);
+  }
+  get query() { return (this.parsed ??= parseQuery(this.search)); }
+  set query(q) { this.parsed = q; }
+}
+
+/** ctx.log: lines go back with the result, tagged with the function that wrote them. */
+class FnLog {
+  /** @param {Call} call */
+  constructor(call) { this.call = call; }
+  /** @param {unknown[]} a */
+  info(...a) { this.call.line('info', a); }
+  /** @param {unknown[]} a */
+  warn(...a) { this.call.line('warn', a); }
+  /** @param {unknown[]} a */
+  error(...a) { this.call.line('error', a); }
+}
+
+/**
+ * One call: the functions of one plugin instance, in order. Sync functions
+ * run without a promise; the call goes async only when a function returns a thenable.
+ */
+class Call {
+  /** @param {CallTask} task */
+  constructor(task) {
+    this.task = task;
+    this.started = Date.now();
+    /** @type {LogLine[]} */
+    this.logs = [];
+    /** Label of the function running now (the console's AsyncLocalStorage store is this Call). */
+    this.fn = '';
+    /** @type {any} */
+    this.reply = undefined;
+    const w = task.ctx;
+    this.request = new WorkerRequest(w.request);
+    /** @type {any} */
+    const response = w.response;
+    if (response && response.body instanceof Uint8Array) response.body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
+    this.ctx = { request: this.request, vars: w.vars, route: w.route, service: w.service, consumer: w.consumer, response, log: new FnLog(this) };
+  }
+
+  /** @param {'info'|'warn'|'error'} level @param {unknown[]} args */
+  line(level, args) {
+    if (this.logs.length < 100) this.logs.push({ level, msg: text(args).slice(0, 8192), fn: this.fn });
+  }
+
+  /** @param {number} i @returns {CallResult | Promise<CallResult>} */
+  run(i) {
+    const fns = this.task.fns;
+    for (; i < fns.length; i++) {
+      const f = fns[i];
+      let entry = cache.get(f.id);
+      this.fn = entry?.label ?? f.label ?? f.id;
+      let r;
       try {
-        /** @type {Function} */
-        let fn;
-        const cached = cache.get(f.id);
-        if (cached) fn = cached;
-        else { fn = compile(/** @type {string} */ (f.source), f.label); cache.set(f.id, fn); }
-        busy();
-        let r;
-        try { r = fn(task.conf, ctx); } finally { idle(); }
-        if (isThenable(r)) r = await withDeadline(/** @type {PromiseLike<unknown>} */ (r), task.timeoutMs - (Date.now() - started));
-        if (task.canReply && r !== undefined && r !== null) {
-          if (typeof r !== 'object' || typeof /** @type {any} */ (r).status !== 'number') {
-            throw new Error('returned something that is not a reply: return { status, body?, headers? } or nothing');
-          }
-          reply = r;
-          break;
+        if (!entry) {
+          entry = { fn: compile(/** @type {string} */ (f.source), /** @type {string} */ (f.label)), label: /** @type {string} */ (f.label) };
+          cache.set(f.id, entry);
         }
+        busy();
+        try { r = entry.fn(this.task.conf, this.ctx); } finally { idle(); }
       } catch (err) {
-        if (err instanceof DeadlineError) return { kind: 'error', reason: 'timeout', fn: f.label, error: { message: `did not finish within ${task.timeoutMs} ms` }, logs };
-        return { kind: 'error', reason: 'threw', fn: f.label, error: wireError(err), logs };
+        return this.failed(err);
+      }
+      if (isThenable(r)) {
+        const next = i + 1;
+        const label = this.fn;
+        return withDeadline(/** @type {PromiseLike<unknown>} */ (r), this.task.timeoutMs - (Date.now() - this.started))
+          .then((v) => { this.fn = label; return this.settled(v) ? this.finish() : this.run(next); }, (err) => { this.fn = label; return this.failed(err); });
+      }
+      try {
+        if (this.settled(r)) break;
+      } catch (err) {
+        return this.failed(err);
       }
     }
+    return this.finish();
+  }
 
-    if (reply && reply.body instanceof Uint8Array === false && reply.body !== undefined && typeof reply.body !== 'string' && typeof reply.body !== 'object') reply.body = String(reply.body);
+  /** True when `r` is a reply that ends the call. @param {unknown} r */
+  settled(r) {
+    if (!this.task.canReply || r === undefined || r === null) return false;
+    if (typeof r !== 'object' || typeof /** @type {any} */ (r).status !== 'number') {
+      throw new Error('returned something that is not a reply: return { status, body?, headers? } or nothing');
+    }
+    this.reply = r;
+    return true;
+  }
+
+  /** @param {unknown} err @returns {CallResult} */
+  failed(err) {
+    if (err instanceof DeadlineError) return { kind: 'error', reason: 'timeout', fn: this.fn, error: { message: `did not finish within ${this.task.timeoutMs} ms` }, logs: this.logs };
+    return { kind: 'error', reason: 'threw', fn: this.fn, error: wireError(err), logs: this.logs };
+  }
+
+  /** @returns {CallResult} */
+  finish() {
+    const reply = this.reply;
+    if (reply && reply.body !== undefined && !(reply.body instanceof Uint8Array) && typeof reply.body !== 'string' && typeof reply.body !== 'object') reply.body = String(reply.body);
     /** @type {CallResult} */
     const result = {
       kind: 'ok',
       reply: reply && { status: reply.status, body: reply.body, headers: reply.headers },
-      request: { path: request.path, headers: request.headers, query },
-      vars: ctx.vars,
-      response: ctx.response,
-      logs,
+      request: { path: this.request.path, headers: this.request.headers, query: this.request.parsed },
+      vars: this.ctx.vars,
+      response: this.ctx.response,
+      logs: this.logs,
     };
     let size;
     try { size = cloneSize(result, 0); } catch (err) {
-      return { kind: 'error', reason: 'unsendable', fn: store.fn, error: { message: `left a value in ctx or its reply that cannot be sent back (${/** @type {Error} */ (err).message})` }, logs };
+      return { kind: 'error', reason: 'unsendable', fn: this.fn, error: { message: `left a value in ctx or its reply that cannot be sent back (${/** @type {Error} */ (err).message})` }, logs: this.logs };
     }
-    if (size > task.maxResultBytes) {
-      return { kind: 'error', reason: 'too_large', fn: store.fn, error: { message: `result is ${size} bytes, over the ${task.maxResultBytes}-byte limit` }, logs };
+    if (size > this.task.maxResultBytes) {
+      return { kind: 'error', reason: 'too_large', fn: this.fn, error: { message: `result is ${size} bytes, over the ${this.task.maxResultBytes}-byte limit` }, logs: this.logs };
     }
     return result;
-  });
+  }
+}
+
+/** @param {CallTask} task @returns {CallResult | Promise<CallResult>} */
+function call(task) {
+  for (const f of task.fns) if (!cache.has(f.id) && f.source === undefined) return { kind: 'missing' };
+  const c = new Call(task);
+  return als.run(c, () => c.run(0));
 }
 
 /**
@@ -239,7 +298,7 @@ function check(task) {
   const problems = [];
   for (const f of task.fns) {
     try {
-      if (!cache.has(f.id)) cache.set(f.id, compile(f.source, f.label));
+      if (!cache.has(f.id)) cache.set(f.id, { fn: compile(f.source, f.label), label: f.label });
     } catch (err) {
       problems.push(`${f.label} ${/** @type {Error} */ (err).message}`);
     }
