@@ -1,6 +1,6 @@
 /** gateway.yaml texts for the benchmark scenarios. */
 
-const head = (port: number, admin: number) => `listen: 127.0.0.1:${port}\nadmin:\n  listen: 127.0.0.1:${admin}\nserverless: { threads: 1, concurrency: 16 }\n`;
+const head = (port: number, admin: number) => `listen: 127.0.0.1:${port}\nadmin:\n  listen: 127.0.0.1:${admin}\n`;
 
 export const scenarios = {
   plain: (up: number) => `routes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${up}": 1 } } }\n`,

@@ -60,7 +60,7 @@ export function formatIssues(issues: readonly ConfigIssue[]): string {
 }
 
 const SERVERLESS_DEFAULTS: ServerlessSettings = {
-  enabled: true, threads: 2, concurrency: 16, timeoutMs: 1000, maxQueue: 1024, maxHeapMb: 128, maxResultBytes: 4 << 20, allowFsRead: [],
+  enabled: true, threads: 2, concurrency: 64, timeoutMs: 1000, maxQueue: 1024, maxHeapMb: 128, maxResultBytes: 4 << 20, allowFsRead: [],
 };
 
 /** Loads config text; `file` names it in messages and anchors relative paths. */
