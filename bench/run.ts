@@ -3,7 +3,8 @@
  * same upstream, reported as ratios to a bare undici proxy measured in the
  * same run. Writes bench/RESULTS.md and prints it.
  *
- * BENCH_SECONDS (default 10), BENCH_CONNECTIONS (50), BENCH_SOAK_SECONDS (60; 0 skips),
+ * BENCH_SECONDS (default 6) × BENCH_ROUNDS (3, median reported), BENCH_CONNECTIONS (50),
+ * BENCH_SOAK_SECONDS (60; 0 skips),
  * BENCH_LOAD=autocannon to use autocannon even where wrk is installed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +19,8 @@ import { haveWrk, load, type LoadResult } from './load.ts';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
 const TMP = path.join(HERE, '.tmp');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SOAK = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const children = new Set<ChildProcess>();
@@ -71,6 +73,16 @@ async function memKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
 
 interface Row extends LoadResult { name: string; peakRssMb?: number; note?: string }
 const rows: Row[] = [];
+
+/** One measured run; the first round of a scenario is preceded by a warm-up. */
+async function measureOnce(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; round: number }): Promise<Row> {
+  if (opts.round === 1) await load(url, { seconds: Math.min(2, SECONDS), connections: CONNS, headers: opts.headers });
+  const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
+  const row: Row = { name, ...r };
+  if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
+  process.stderr.write(`${name} [round ${opts.round}]: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
+  return row;
+}
 
 async function measure(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; note?: string } = {}): Promise<Row> {
   await load(url, { seconds: Math.min(2, SECONDS), connections: CONNS, headers: opts.headers }); // warm-up: JIT, pools
@@ -131,15 +143,48 @@ async function main(): Promise<void> {
   const { port: bareRequest } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' });
   process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario\n`);
 
-  const direct = await measure('direct to upstream', `http://127.0.0.1:${up}/bench`);
-  const undici = await measure('bare undici proxy (dispatch API)', `http://127.0.0.1:${bare}/bench`);
-  await measure('bare undici proxy (request() + pipe), for reference', `http://127.0.0.1:${bareRequest}/bench`);
-  const plain = await withTurnpike('plain', scenarios.plain(up), (t) => measure('turnpike: 1 route, no plugins', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid }));
-  const fn = await withTurnpike('fn', scenarios.preFunction(up), (t) => measure('turnpike: 1 serverless pre-function', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid }));
-  const chain = await withTurnpike('chain', scenarios.chain(up), (t) => measure('turnpike: request-id, key-auth, proxy-rewrite, response-rewrite', `http://127.0.0.1:${t.port}/bench`, { pid: t.proc.pid, headers: { apikey: 'bench-key' } }));
-  const many = await withTurnpike('many', scenarios.many(up, 10_000), (t) => measure('turnpike: 10,000 routes (last one hit)', `http://127.0.0.1:${t.port}/svc9999/items/42`, { pid: t.proc.pid }));
-  const undiciBig = await measure('bare undici proxy (dispatch API), 64 KiB body', `http://127.0.0.1:${bare}/big`);
-  await withTurnpike('big', scenarios.big(up), (t) => measure('turnpike: 64 KiB body', `http://127.0.0.1:${t.port}/big`, { pid: t.proc.pid }));
+  // The throughput scenarios run interleaved, ROUNDS times each, and the median
+  // run of each is reported: one run per scenario flipped targets between runs
+  // on a 2-core machine; interleaving spreads machine drift over all of them.
+  const gateways = await Promise.all([
+    startTurnpike('plain', scenarios.plain(up)),
+    startTurnpike('fn', scenarios.preFunction(up)),
+    startTurnpike('chain', scenarios.chain(up)),
+    startTurnpike('many', scenarios.many(up, 10_000)),
+    startTurnpike('big', scenarios.big(up)),
+  ]);
+  const [tPlain, tFn, tChain, tMany, tBig] = gateways;
+  const plan: { name: string; url: string; pid?: number; headers?: Record<string, string> }[] = [
+    { name: 'direct to upstream', url: `http://127.0.0.1:${up}/bench` },
+    { name: 'bare undici proxy (dispatch API)', url: `http://127.0.0.1:${bare}/bench` },
+    { name: 'bare undici proxy (request() + pipe), for reference', url: `http://127.0.0.1:${bareRequest}/bench` },
+    { name: 'turnpike: 1 route, no plugins', url: `http://127.0.0.1:${tPlain.port}/bench`, pid: tPlain.proc.pid },
+    { name: 'turnpike: 1 serverless pre-function', url: `http://127.0.0.1:${tFn.port}/bench`, pid: tFn.proc.pid },
+    { name: 'turnpike: request-id, key-auth, proxy-rewrite, response-rewrite', url: `http://127.0.0.1:${tChain.port}/bench`, pid: tChain.proc.pid, headers: { apikey: 'bench-key' } },
+    { name: 'turnpike: 10,000 routes (last one hit)', url: `http://127.0.0.1:${tMany.port}/svc9999/items/42`, pid: tMany.proc.pid },
+    { name: 'bare undici proxy (dispatch API), 64 KiB body', url: `http://127.0.0.1:${bare}/big` },
+    { name: 'turnpike: 64 KiB body', url: `http://127.0.0.1:${tBig.port}/big`, pid: tBig.proc.pid },
+  ];
+  const runs = new Map<string, Row[]>(plan.map((p) => [p.name, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const p of plan) runs.get(p.name)!.push(await measureOnce(p.name, p.url, { headers: p.headers, pid: p.pid, round }));
+  }
+  const med = new Map<string, Row>();
+  for (const p of plan) {
+    const list = [...runs.get(p.name)!].sort((a, b) => a.rps - b.rps);
+    const row = list[Math.floor(list.length / 2)];
+    row.note = ROUNDS > 1 ? `median of ${ROUNDS}: ${list.map((r) => fmt(r.rps)).join(', ')}` : undefined;
+    rows.push(row);
+    med.set(p.name, row);
+  }
+  for (const g of gateways) await g.stop();
+  const direct = med.get(plan[0].name)!;
+  const undici = med.get(plan[1].name)!;
+  const plain = med.get(plan[3].name)!;
+  const fn = med.get(plan[4].name)!;
+  const chain = med.get(plan[5].name)!;
+  const many = med.get(plan[6].name)!;
+  const undiciBig = med.get(plan[7].name)!;
   const { steady, during, writes, lat } = await withTurnpike('reload', scenarios.many(up, 1000), async (t) => {
     const steady = await measure('turnpike: 1,000 routes, no reloads', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid });
     const [during, writes] = await rewriting(t, up, 200, () => measure('turnpike: 1,000 routes, rewritten every 200 ms', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid }));
@@ -165,7 +210,7 @@ async function main(): Promise<void> {
   const lines = [
     '# Benchmark results',
     '',
-    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · ${SECONDS}s per scenario after a warm-up · everything on loopback, one process each`,
+    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · throughput scenarios: ${ROUNDS} interleaved rounds of ${SECONDS}s after a warm-up, median reported · everything on loopback, one process each`,
     '',
     '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB | vs direct | vs bare undici |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
