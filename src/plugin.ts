@@ -6,8 +6,6 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 export const PHASES = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'] as const;
 export type Phase = (typeof PHASES)[number];
-/** Phases in which a handler may answer the request itself. */
-export const REPLY_PHASES: ReadonlySet<Phase> = new Set(['rewrite', 'access', 'before_proxy']);
 
 /** A reply that ends the chain; the host writes it. An object body is sent as JSON. */
 export interface Reply {

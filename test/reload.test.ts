@@ -192,6 +192,28 @@ describe('reloads under traffic', () => {
   });
 });
 
+describe('upstream pools across reloads', () => {
+  it('closes the pool of a node a reload removed, once it is idle', async () => {
+    const a = await startUpstream((_req, res) => { res.end('a'); return true; });
+    const b = await startUpstream((_req, res) => { res.end('b'); return true; });
+    const file = (port: number) => `${HEAD}routes:\n  - { id: p, uri: /p, upstream: { nodes: { "127.0.0.1:${port}": 1 } } }\n`;
+    const gw = await startGateway(file(a.port), { watch: false });
+    const closedOnA = new Promise<void>((resolve) => { a.onClose = resolve; });
+    try {
+      assert.equal((await request(gw.port, '/p', { agent: new http.Agent({ keepAlive: true }) })).body, 'a');
+      await writeFile(gw.file, file(b.port));
+      assert.equal((await gw.gw.reload('test')).ok, true);
+      assert.equal((await request(gw.port, '/p')).body, 'b');
+      assert.equal(gw.gw.pools.size, 1, 'only the pool to b is kept');
+      await closedOnA; // the gateway's keep-alive connection to a was closed
+    } finally {
+      await gw.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe('balancer state across reloads', () => {
   it('round robin keeps its position when a reload leaves the upstream unchanged', async () => {
     const a = await startUpstream((_req, res) => { res.end('a'); return true; });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PHASES, type PluginDef } from '../plugin.ts';
 
-export const BUILTIN_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url));
+const BUILTIN_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url));
 const NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 const EXT = /\.(ts|js|mjs)$/;
 

@@ -15,6 +15,8 @@ export interface Upstream {
   seen: Seen[];
   /** TCP connections accepted so far. */
   connections(): number;
+  /** Called when a connection to this upstream closes. */
+  onClose?: () => void;
   close(): Promise<void>;
 }
 
@@ -34,14 +36,18 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
     });
   });
   let connections = 0;
-  server.on('connection', () => { connections++; });
+  server.on('connection', (socket) => {
+    connections++;
+    socket.on('close', () => up.onClose?.());
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
+  const up: Upstream = {
     port: (server.address() as AddressInfo).port,
     seen,
     connections: () => connections,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
+  return up;
 }
 
 export interface TestGateway {
