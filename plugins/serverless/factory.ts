@@ -24,7 +24,8 @@ interface State {
   byPhase: Partial<Record<Phase, FunctionSource[]>>;
   /** What functions receive as `conf`: the instance's settings, sources left out. */
   conf: Record<string, unknown>;
-  timeoutMs: number;
+  /** Passed to every call; built once, at load. */
+  runOpts: { timeoutMs: number; withBody: boolean };
   body: number;
   host: FunctionHost;
   functionIds: string[];
@@ -44,7 +45,7 @@ function handler(phase: Phase) {
   return (s: State, ctx: Parameters<NonNullable<PluginDef['phases']['access']>>[1]) => {
     const fns = s.byPhase[phase];
     if (fns === undefined) return undefined;
-    return s.host.run(fns, s.conf, ctx, phase, { timeoutMs: s.timeoutMs, withBody: s.body > 0 });
+    return s.host.run(fns, s.conf, ctx, phase, s.runOpts);
   };
 }
 
@@ -79,11 +80,12 @@ export function serverlessPlugin(name: string, priority: number, form: 'apisix' 
       const { functions: _f, ...rest } = conf;
       const shown: Record<string, unknown> = { ...rest };
       for (const p of KONG_PHASES) delete shown[p];
+      const body = conf.body ? conf.max_body_bytes ?? 1 << 20 : 0;
       return {
         byPhase,
         conf: shown,
-        timeoutMs: conf.timeout_ms ?? api.functions.defaultTimeoutMs,
-        body: conf.body ? conf.max_body_bytes ?? 1 << 20 : 0,
+        runOpts: { timeoutMs: conf.timeout_ms ?? api.functions.defaultTimeoutMs, withBody: body > 0 },
+        body,
         host: api.functions,
         functionIds: all.map((f) => f.id),
       };

@@ -41,17 +41,22 @@ export function hashText(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Reads and loads a config file. */
-export async function loadConfigFile(file: string, opts: LoadOptions): Promise<LoadResult> {
-  let text: string;
+/** The text of a config file, or the issue that says why it cannot be read. */
+export async function readConfigText(file: string): Promise<{ text: string } | { issue: ConfigIssue }> {
   try {
-    text = await readFile(file, 'utf8');
+    return { text: await readFile(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (err as Error).message})`;
-    return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: why }] };
+    return { issue: { code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: why } };
   }
-  return loadConfigText(text, file, opts);
+}
+
+/** Reads and loads a config file. */
+export async function loadConfigFile(file: string, opts: LoadOptions): Promise<LoadResult> {
+  const read = await readConfigText(file);
+  if ('issue' in read) return { ok: false, hash: '', issues: [read.issue] };
+  return loadConfigText(read.text, file, opts);
 }
 
 /** Every issue as `file:line:col: path: message`, one per line. */

@@ -2,7 +2,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { log } from '../log.ts';
 import type { Consumer, Ctx, PluginLogger, RequestView, ResponseView } from '../plugin.ts';
-import type { RouteEntry, Snapshot } from '../snapshot.ts';
+import type { Chain, RouteEntry, Snapshot } from '../snapshot.ts';
 
 function parseQuery(search: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -65,6 +65,8 @@ export class RequestCtx implements Ctx {
   upstreamHost?: string;
   /** The node that answered (access log). */
   upstreamOrigin = '';
+  /** The chain in force: the route's, or its consumer's once one is known. */
+  chain: Chain;
   /** The plugin currently running: tags its log lines. */
   plugin = '';
   private logger?: PluginLogger;
@@ -72,6 +74,7 @@ export class RequestCtx implements Ctx {
   constructor(readonly snapshot: Snapshot, readonly entry: RouteEntry, readonly raw: IncomingMessage, request: RequestData) {
     this.request = request;
     this.route = entry;
+    this.chain = entry.chain;
     this.service = entry.serviceId === undefined ? undefined : { id: entry.serviceId };
   }
 
@@ -86,6 +89,12 @@ export class RequestCtx implements Ctx {
   findConsumer(plugin: string, key: string): Consumer | undefined {
     return this.snapshot.consumers.get(plugin)?.get(key);
   }
+}
+
+/** `/a/b?x=1` → [`/a/b`, `?x=1`]. */
+export function splitUrl(url: string): [path: string, search: string] {
+  const q = url.indexOf('?');
+  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q)];
 }
 
 /** Client address, and whether the peer is a trusted proxy. */

@@ -4,9 +4,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
-import { hashText, loadConfigText, type LoadResult } from '../config/load.ts';
+import { hashText, loadConfigText, readConfigText, type LoadResult } from '../config/load.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import type { Snapshot } from '../snapshot.ts';
@@ -71,7 +70,7 @@ export class Gateway {
   /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
-    const res = await gw.load();
+    const res = await gw.readAndLoad();
     if (!res.ok) {
       await gw.functions.close();
       throw new ConfigRejected(res.issues);
@@ -106,17 +105,14 @@ export class Gateway {
   get port(): number { return (this.server.address() as AddressInfo).port; }
   get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
 
-  private async load(text?: string): Promise<LoadResult> {
-    const file = this.opts.config;
-    if (text === undefined) {
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: code === 'ENOENT' ? 'file not found' : `cannot be read (${code})` }] };
-      }
-    }
-    return loadConfigText(text, file, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, previous: this.current });
+  private load(text: string): Promise<LoadResult> {
+    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, previous: this.current });
+  }
+
+  /** Reads the file, then loads it; both failures come back as issues. */
+  private async readAndLoad(): Promise<LoadResult> {
+    const read = await readConfigText(this.opts.config);
+    return 'issue' in read ? { ok: false, hash: '', issues: [read.issue] } : this.load(read.text);
   }
 
   private swap(snap: Snapshot): void {
@@ -148,10 +144,9 @@ export class Gateway {
 
   private async doReload(reason: string): Promise<ReloadOutcome> {
     const started = performance.now();
-    let text: string | undefined;
-    try { text = await readFile(this.opts.config, 'utf8'); } catch { text = undefined; }
-    if (text !== undefined && hashText(text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
-    const res = await this.load(text);
+    const read = await readConfigText(this.opts.config);
+    if ('text' in read && hashText(read.text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
+    const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue] } : await this.load(read.text);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (res.ok) {
       this.swap(res.snapshot);

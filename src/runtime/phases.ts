@@ -6,6 +6,7 @@ import { GatewayError } from '../errors.ts';
 import type { HandlerResult, Reply } from '../plugin.ts';
 import type { Step } from '../snapshot.ts';
 import type { RequestCtx } from './context.ts';
+import { log } from '../log.ts';
 
 /** A plugin failed; carries its name for the log. */
 export class PluginFailure extends Error {
@@ -15,7 +16,8 @@ export class PluginFailure extends Error {
   get status(): number { return this.error instanceof GatewayError ? this.error.status : 500; }
 }
 
-function isThenable(v: unknown): v is PromiseLike<HandlerResult> {
+/** True for a promise (or any thenable): sync results are never wrapped in one. */
+export function isThenable<T = HandlerResult>(v: unknown): v is PromiseLike<T> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 }
 
@@ -60,4 +62,39 @@ export function runPhase(steps: readonly Step[], ctx: RequestCtx, canReply: bool
     if (canReply) return checkReply(step, r);
   }
   return undefined;
+}
+
+/**
+ * rewrite, access, then before_proxy, until a reply. When an auth plugin names
+ * the consumer during rewrite, ctx.chain switches to that consumer's chain and
+ * the rest runs there. Stays synchronous while the handlers are.
+ */
+export function runRequestPhases(ctx: RequestCtx): Reply | undefined | Promise<Reply | undefined> {
+  const r = runPhase(ctx.chain.rewrite, ctx, true, 0, ctx.entry.consumerChains !== undefined);
+  return isThenable<Reply | undefined>(r) ? Promise.resolve(r).then((v) => afterRewrite(ctx, v)) : afterRewrite(ctx, r);
+}
+
+function afterRewrite(ctx: RequestCtx, reply: Reply | undefined): Reply | undefined | Promise<Reply | undefined> {
+  if (reply !== CONSUMER_SET) return reply ?? fromAccess(ctx);
+  const chain = ctx.entry.consumerChains!.get(ctx.consumer!.username) ?? ctx.chain;
+  ctx.chain = chain;
+  const r = runPhase(chain.rewrite, ctx, true, chain.rewrite.findIndex((s) => s.name === ctx.plugin) + 1);
+  return isThenable<Reply | undefined>(r) ? Promise.resolve(r).then((v) => v ?? fromAccess(ctx)) : r ?? fromAccess(ctx);
+}
+
+function fromAccess(ctx: RequestCtx): Reply | undefined | Promise<Reply | undefined> {
+  const r = runPhase(ctx.chain.access, ctx, true);
+  return isThenable<Reply | undefined>(r) ? Promise.resolve(r).then((v) => v ?? runPhase(ctx.chain.before_proxy, ctx, true)) : r ?? runPhase(ctx.chain.before_proxy, ctx, true);
+}
+
+/** Runs the log phase after the response; failures are logged, never thrown. */
+export function runLogPhase(ctx: RequestCtx): void {
+  if (ctx.chain.log.length === 0) return;
+  const failed = (err: unknown) => log('error', 'log phase failed', { route: ctx.route.id, plugin: (err as PluginFailure).plugin, error: (err as PluginFailure).error ?? err });
+  try {
+    const r = runPhase(ctx.chain.log, ctx, false);
+    if (isThenable(r)) Promise.resolve(r).catch(failed);
+  } catch (err) {
+    failed(err);
+  }
 }

@@ -7,8 +7,8 @@ import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
 import type { Reply, ResponseView } from '../plugin.ts';
 import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
-import { clientAddress, RequestCtx, RequestData } from './context.ts';
-import { CONSUMER_SET, PluginFailure, runPhase } from './phases.ts';
+import { clientAddress, RequestCtx, RequestData, splitUrl } from './context.ts';
+import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
 import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink, type UpstreamPools } from './proxy.ts';
 
 export interface Runtime {
@@ -29,10 +29,6 @@ class ClientGone implements ClientSignal {
   }
 }
 
-function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
-  return v !== null && typeof v === 'object' && typeof (v as Promise<T>).then === 'function';
-}
-
 function sendError(res: ServerResponse, err: GatewayError, requestId?: string): void {
   if (res.headersSent) { res.destroy(); return; }
   const body = publicBody(err, requestId);
@@ -40,7 +36,8 @@ function sendError(res: ServerResponse, err: GatewayError, requestId?: string): 
   res.end(body);
 }
 
-function replyBody(body: Reply['body']): { data: Buffer | string | undefined; json: boolean } {
+/** A reply's body as bytes or text, and whether it was an object sent as JSON. */
+export function replyBody(body: Reply['body']): { data: Buffer | string | undefined; json: boolean } {
   if (body === undefined || body === null) return { data: undefined, json: false };
   if (typeof body === 'string') return { data: body, json: false };
   if (body instanceof Uint8Array) return { data: Buffer.from(body.buffer, body.byteOffset, body.byteLength), json: false };
@@ -90,9 +87,7 @@ export function createRequestHandler(rt: Runtime): (req: IncomingMessage, res: S
 async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const snap = rt.snapshot();
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
+  const [path, search] = splitUrl(req.url ?? '/');
   const method = req.method ?? 'GET';
   const match = snap.router.find(method, path, req.headers.host);
   if (!match) {
@@ -105,37 +100,28 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
   }
   const route = match.route;
   const { ip, peerTrusted } = clientAddress(req, snap.trustedProxies);
-  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, q < 0 ? '' : url.slice(q), req.headers, ip));
-  let chain: Chain = route.chain;
+  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, search, req.headers, ip));
   const gone = new ClientGone();
   res.once('close', () => {
     if (!res.writableFinished) gone.abort();
     const status = res.writableFinished ? res.statusCode : 499;
-    runLog(chain, ctx);
+    runLogPhase(ctx);
     accessLog(route.id, method, path, status, ctx.upstreamOrigin, performance.now() - started, ctx.vars.request_id as string | undefined);
     rt.onRequestDone?.(status);
   });
 
   try {
-    if (chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') ctx.request.body = await readBody(req, chain.requestBody);
-    let r = runPhase(chain.rewrite, ctx, true, 0, route.consumerChains !== undefined);
-    let reply = isPromise(r) ? await r : r;
-    if (reply === CONSUMER_SET) {
-      // The rest of the rewrite phase, and every later phase, runs the consumer's chain.
-      chain = route.consumerChains!.get(ctx.consumer!.username) ?? chain;
-      const at = chain.rewrite.findIndex((s) => s.name === ctx.plugin);
-      r = runPhase(chain.rewrite, ctx, true, at + 1);
-      reply = isPromise(r) ? await r : r;
-    }
-    if (!reply) { r = runPhase(chain.access, ctx, true); reply = isPromise(r) ? await r : r; }
-    if (!reply) { r = runPhase(chain.before_proxy, ctx, true); reply = isPromise(r) ? await r : r; }
+    if (route.chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') ctx.request.body = await readBody(req, route.chain.requestBody);
+    const r = runRequestPhases(ctx);
+    const reply = isThenable<Reply | undefined>(r) ? await r : r;
+    const chain = ctx.chain;
     if (reply) {
       const { data, json } = replyBody(reply.body);
       const headers: OutgoingHttpHeaders = { ...reply.headers };
       if (json && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
       ctx.response = { status: reply.status, headers, body: data };
-      let f = runPhase(chain.header_filter, ctx, false);
-      if (isPromise(f)) await f;
+      const f = runPhase(chain.header_filter, ctx, false);
+      if (isThenable(f)) await f;
       const w = writeWhole(chain, ctx, res);
       if (w) await w;
       return;
@@ -186,7 +172,7 @@ class ProxySink implements ResponseSink {
       return 'stream';
     }
     const r = runPhase(chain.header_filter, ctx, false);
-    return isPromise(r) ? r.then(() => this.decide()) : this.decide();
+    return isThenable(r) ? Promise.resolve(r).then(() => this.decide()) : this.decide();
   }
 
   private decide(): BodyMode {
@@ -229,7 +215,7 @@ function writeWhole(chain: Chain, ctx: RequestCtx, res: ServerResponse): void | 
   if (chain.bufferResponse) {
     if (response.body === undefined) response.body = Buffer.alloc(0);
     const r = runPhase(chain.body_filter, ctx, false);
-    if (isPromise(r)) return r.then(() => endWith(ctx, res));
+    if (isThenable(r)) return Promise.resolve(r).then(() => endWith(ctx, res));
   }
   endWith(ctx, res);
 }
@@ -240,14 +226,4 @@ function endWith(ctx: RequestCtx, res: ServerResponse): void {
   headers['content-length'] = body === undefined ? 0 : Buffer.byteLength(body);
   res.writeHead(status, headers);
   res.end(ctx.request.method === 'HEAD' ? undefined : body);
-}
-
-function runLog(chain: Chain, ctx: RequestCtx): void {
-  if (chain.log.length === 0) return;
-  try {
-    const r = runPhase(chain.log, ctx, false);
-    if (isPromise(r)) r.catch((err) => log('error', 'log phase failed', { route: ctx.route.id, plugin: (err as PluginFailure).plugin, error: (err as PluginFailure).error ?? err }));
-  } catch (err) {
-    log('error', 'log phase failed', { route: ctx.route.id, plugin: (err as PluginFailure).plugin, error: (err as PluginFailure).error ?? err });
-  }
 }

@@ -1,17 +1,13 @@
 /** post-function (Kong form): one instance acting in several phases. */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { captureLogs, eventually, fixture, request } from '../helpers/harness.ts';
 
 describe('post-function', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    gw = await startGateway(`routes:
+  const f = fixture((port) => `routes:
   - id: multi
     uri: /multi
-    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }
+    upstream: { nodes: { "127.0.0.1:${port}": 1 } }
     plugins:
       post-function:
         rewrite:
@@ -23,13 +19,11 @@ describe('post-function', () => {
         log:
           - "return (conf, ctx) => { console.log('done', ctx.response.status, ctx.vars.started) }"
 `);
-  });
-  after(async () => { await gw.close(); await up.close(); });
 
   it('runs each phase array in its phase, sharing ctx.vars', async () => {
     const logs = captureLogs();
     try {
-      const res = await request(gw.port, '/multi');
+      const res = await request(f.gw.port, '/multi');
       assert.equal(JSON.parse(res.body).headers['x-trail'], 'rewrite,access');
       assert.equal(res.headers['x-trail'], 'rewrite,header_filter');
       await eventually(() => logs.lines.find((l) => l.msg === 'done 200 rewrite'));

@@ -1,17 +1,13 @@
 /** serverless-post-function: runs at the end of its phase, after the other plugins of that phase. */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { fixture, request } from '../helpers/harness.ts';
 
 describe('serverless-post-function', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    gw = await startGateway(`routes:
+  const f = fixture((port) => `routes:
   - id: after-rewrite
     uri: /after-rewrite
-    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }
+    upstream: { nodes: { "127.0.0.1:${port}": 1 } }
     plugins:
       proxy-rewrite: { uri: /by-proxy-rewrite }
       serverless-post-function:
@@ -20,7 +16,7 @@ describe('serverless-post-function', () => {
           - "return (conf, ctx) => { ctx.request.headers['x-path-seen'] = ctx.request.path }"
   - id: header-filter
     uri: /header-filter
-    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }
+    upstream: { nodes: { "127.0.0.1:${port}": 1 } }
     plugins:
       response-rewrite: { headers: { set: { x-by: response-rewrite } } }
       serverless-post-function:
@@ -28,8 +24,6 @@ describe('serverless-post-function', () => {
         functions:
           - "return (conf, ctx) => { ctx.response.headers['x-by'] += ', then post-function'; ctx.response.headers['x-phase'] = conf.phase }"
 `);
-  });
-  after(async () => { await gw.close(); await up.close(); });
 
   const cases = [
     { desc: 'sees what rewrite-phase plugins did', path: '/after-rewrite', want: { upstreamHeader: ['x-path-seen', '/by-proxy-rewrite'] } },
@@ -37,7 +31,7 @@ describe('serverless-post-function', () => {
   ];
   for (const c of cases) {
     it(c.desc, async () => {
-      const res = await request(gw.port, c.path);
+      const res = await request(f.gw.port, c.path);
       assert.equal(res.status, 200);
       if (c.want.upstreamHeader) assert.equal(JSON.parse(res.body).headers[c.want.upstreamHeader[0]], c.want.upstreamHeader[1]);
       for (const [k, v] of Object.entries(c.want.responseHeaders ?? {})) assert.equal(res.headers[k], v);

@@ -3,16 +3,12 @@
  * in rewrite log "serverless pre function" and the matched uri while the
  * request is proxied.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { captureLogs, eventually, fixture, request } from '../helpers/harness.ts';
 
 describe('serverless-pre-function (APISIX demo)', () => {
-  let up: Upstream;
-  let gw: TestGateway;
-  before(async () => {
-    up = await startUpstream();
-    gw = await startGateway(`routes:
+  const f = fixture((port) => `routes:
   - id: "1"
     uri: /index.html
     plugins:
@@ -27,18 +23,16 @@ describe('serverless-pre-function (APISIX demo)', () => {
     upstream:
       type: roundrobin
       nodes:
-        "127.0.0.1:${up.port}": 1
+        "127.0.0.1:${port}": 1
 `);
-  });
-  after(async () => { await gw.close(); await up.close(); });
 
   it('logs from both functions, in order, and proxies the request', async () => {
     const logs = captureLogs();
     try {
-      const res = await request(gw.port, '/index.html');
+      const res = await request(f.gw.port, '/index.html');
       assert.equal(res.status, 200);
       assert.equal(JSON.parse(res.body).url, '/index.html');
-      assert.equal(up.seen.length, 1);
+      assert.equal(f.up.seen.length, 1);
       await eventually(() => logs.lines.some((l) => l.msg === 'match uri /index.html'));
       const fnLines = logs.lines.filter((l) => l.source === 'function');
       assert.deepEqual(fnLines.map((l) => [l.level, l.msg, l.route, l.function]), [
