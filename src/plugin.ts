@@ -77,8 +77,15 @@ export interface FunctionHost {
   readonly defaultTimeoutMs: number;
   /** Compiles each function in a worker; returns one message per function that is not valid. */
   check(fns: readonly FunctionSource[]): Promise<string[]>;
-  /** Runs `fns` in order in one worker call; carries back what they changed in ctx. */
-  run(fns: readonly FunctionSource[], conf: unknown, ctx: Ctx, phase: Phase, opts: { timeoutMs: number; withBody: boolean }): Promise<HandlerResult>;
+  /** Fixes, at load, what one call runs: `fns` in order, given `conf`, in `phase`. */
+  prepare(fns: readonly FunctionSource[], conf: unknown, phase: Phase, opts: { timeoutMs: number; withBody: boolean }): FunctionProgram;
+  /** Runs a program in a worker; carries back what its functions changed in ctx. */
+  run(program: FunctionProgram, ctx: Ctx): Promise<HandlerResult>;
+}
+
+/** A prepared call, opaque to plugins. */
+export interface FunctionProgram {
+  readonly label: string;
 }
 
 /** What `init` is given when a config is compiled. */

@@ -4,7 +4,7 @@
  * arrays. Either way a function is `return function (conf, ctx) { ... }`.
  */
 import { createHash } from 'node:crypto';
-import { definePlugin, type FunctionHost, type FunctionSource, type Phase, type PluginDef } from '../../src/plugin.ts';
+import { definePlugin, type FunctionHost, type FunctionProgram, type FunctionSource, type Phase, type PluginDef } from '../../src/plugin.ts';
 
 export interface ServerlessConf {
   phase?: Phase;
@@ -21,11 +21,8 @@ export interface ServerlessConf {
 }
 
 interface State {
-  byPhase: Partial<Record<Phase, FunctionSource[]>>;
-  /** What functions receive as `conf`: the instance's settings, sources left out. */
-  conf: Record<string, unknown>;
-  /** Passed to every call; built once, at load. */
-  runOpts: { timeoutMs: number; withBody: boolean };
+  /** Per phase, the call it makes: functions, conf (the instance's settings, sources left out) and limits, fixed at load. */
+  byPhase: Partial<Record<Phase, FunctionProgram>>;
   body: number;
   host: FunctionHost;
   functionIds: string[];
@@ -43,9 +40,9 @@ function sourcesByPhase(conf: ServerlessConf, form: 'apisix' | 'kong'): Partial<
 
 function handler(phase: Phase) {
   return (s: State, ctx: Parameters<NonNullable<PluginDef['phases']['access']>>[1]) => {
-    const fns = s.byPhase[phase];
-    if (fns === undefined) return undefined;
-    return s.host.run(fns, s.conf, ctx, phase, s.runOpts);
+    const program = s.byPhase[phase];
+    if (program === undefined) return undefined;
+    return s.host.run(program, ctx);
   };
 }
 
@@ -65,10 +62,10 @@ export function serverlessPlugin(name: string, priority: number, form: 'apisix' 
     },
     async init(conf, api) {
       if (!api.functions.enabled) throw new Error('serverless functions are disabled in this gateway (serverless.enabled: false)');
-      const byPhase: State['byPhase'] = {};
+      const sources: Partial<Record<Phase, FunctionSource[]>> = {};
       const all: FunctionSource[] = [];
       for (const [phase, list] of Object.entries(sourcesByPhase(conf, form)) as [Phase, string[]][]) {
-        byPhase[phase] = list.map((source, i) => {
+        sources[phase] = list.map((source, i) => {
           const id = createHash('sha256').update(`${api.scope}\0${name}\0${phase}\0${i}\0${source}`).digest('base64url').slice(0, 22);
           const f = Object.freeze({ id, source, label: `${api.where} ${name} ${phase}[${i}]` });
           all.push(f);
@@ -81,14 +78,10 @@ export function serverlessPlugin(name: string, priority: number, form: 'apisix' 
       const shown: Record<string, unknown> = { ...rest };
       for (const p of KONG_PHASES) delete shown[p];
       const body = conf.body ? conf.max_body_bytes ?? 1 << 20 : 0;
-      return {
-        byPhase,
-        conf: shown,
-        runOpts: { timeoutMs: conf.timeout_ms ?? api.functions.defaultTimeoutMs, withBody: body > 0 },
-        body,
-        host: api.functions,
-        functionIds: all.map((f) => f.id),
-      };
+      const opts = { timeoutMs: conf.timeout_ms ?? api.functions.defaultTimeoutMs, withBody: body > 0 };
+      const byPhase: State['byPhase'] = {};
+      for (const [phase, fns] of Object.entries(sources) as [Phase, FunctionSource[]][]) byPhase[phase] = api.functions.prepare(fns, shown, phase, opts);
+      return { byPhase, body, host: api.functions, functionIds: all.map((f) => f.id) };
     },
     requestBody: (s) => s.body,
     activePhases: (s) => Object.keys(s.byPhase) as Phase[],

@@ -42,7 +42,12 @@ export class RequestData implements RequestView {
 
   /** Path and query to send upstream. */
   target(): string {
-    if (this.parsedQuery === undefined) return this.path + this.search;
+    return this.path + this.currentSearch();
+  }
+
+  /** `?a=b` as the upstream would receive it now: the raw one unless `query` was touched. */
+  currentSearch(): string {
+    if (this.parsedQuery === undefined) return this.search;
     const qs = new URLSearchParams();
     for (const k in this.parsedQuery) {
       const v = this.parsedQuery[k];
@@ -50,7 +55,7 @@ export class RequestData implements RequestView {
       else if (v !== undefined && v !== null) qs.append(k, String(v));
     }
     const s = qs.toString();
-    return s ? this.path + '?' + s : this.path;
+    return s ? '?' + s : '';
   }
 }
 

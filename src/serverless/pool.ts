@@ -2,53 +2,125 @@
  * The function pool: tinypool worker threads that run serverless functions,
  * with a time limit per call, a bounded queue, an empty environment and the
  * permission model. Whatever a function does, the gateway process survives.
+ *
+ * Calls made in one turn of the event loop are sent together, one batch per
+ * worker: a message to a thread and its answer cost more than the call itself.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import type { MessagePort } from 'node:worker_threads';
 import { Tinypool } from 'tinypool';
 import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
-import type { Ctx, FunctionHost, FunctionSource, HandlerResult, Phase } from '../plugin.ts';
+import type { Ctx, FunctionHost, FunctionProgram, FunctionSource, HandlerResult } from '../plugin.ts';
+import { RequestData } from '../runtime/context.ts';
 import type { ServerlessSettings } from '../snapshot.ts';
-import type { CallResult, CallTask, CheckResult, WireCtx, WireFn, WorkerShared } from './messages.ts';
+import {
+  MISSING, PENDING, UNCHANGED,
+  type BatchResult, type CallResult, type CheckResult, type LateResult, type WireCall, type WireChanges, type WireProgram, type WireResponse, type WorkerShared,
+} from './messages.ts';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 const PRELOAD = fileURLToPath(new URL('./preload.js', import.meta.url));
-const TINYPOOL_DIR = path.dirname(createRequire(import.meta.url).resolve('tinypool'));
+const TINYPOOL_MAIN = createRequire(import.meta.url).resolve('tinypool');
+const TINYPOOL_DIR = path.dirname(TINYPOOL_MAIN);
 const SLOTS = 256;
 /** Grace past a call's limit before a worker is presumed stuck in synchronous code. */
 const STUCK_GRACE_MS = 50;
 /** How often calls in flight are checked against their deadline. */
 const SWEEP_MS = 10;
 
-interface Pending { deadline: number; timeoutMs: number; label: string; pool: WorkerPool; reject(err: Error): void }
-
 function settingsKey(s: ServerlessSettings): string {
-  return JSON.stringify([s.threads, s.concurrency, s.maxQueue, s.maxHeapMb, s.allowFsRead]);
+  return JSON.stringify([s.threads, s.concurrency, s.maxQueue, s.maxHeapMb, s.maxResultBytes, s.allowFsRead]);
 }
 
-/** One tinypool configured by one `serverless:` block. */
+/** What one plugin instance runs in one phase, fixed at load. */
+class Program implements FunctionProgram {
+  constructor(
+    readonly wire: WireProgram,
+    readonly label: string,
+    readonly withBody: boolean,
+    /** header_filter, body_filter and log see the response. */
+    readonly seesResponse: boolean,
+    readonly pool: () => WorkerPool,
+  ) {}
+}
+
+/** One call in the pool, from submit to its answer. */
+class Job {
+  done = false;
+  /** Send the program along: the worker answered MISSING. */
+  full = false;
+  /** The port of the worker running this call, while it is PENDING there. */
+  late: LatePort | undefined;
+  constructor(
+    readonly seq: number,
+    readonly program: Program,
+    readonly ctx: Ctx,
+    readonly deadline: number,
+    readonly resolve: (r: HandlerResult) => void,
+    readonly reject: (e: Error) => void,
+  ) {}
+}
+
+/** A worker's port for calls that outlive their batch; it keeps the process up only while such calls wait. */
+class LatePort {
+  private jobs = new Set<Job>();
+  constructor(readonly port: MessagePort) {
+    port.unref();
+  }
+  add(j: Job): void {
+    if (this.jobs.size === 0) this.port.ref();
+    this.jobs.add(j);
+    j.late = this;
+  }
+  delete(j: Job): void {
+    if (this.jobs.delete(j) && this.jobs.size === 0) this.port.unref();
+  }
+  /** The calls still waiting, taken out. */
+  drain(): Job[] {
+    const all = [...this.jobs];
+    this.jobs.clear();
+    return all;
+  }
+}
+
+/** One tinypool configured by one `serverless:` block, and the calls it carries. */
 class WorkerPool {
   readonly pool: Tinypool;
   private beat: Float64Array;
   private owner: Int32Array;
   /** Ids of functions already checked: an unchanged function is not checked again on reload. */
   readonly checked = new Set<string>();
+  /** Calls not sent yet. */
+  private queue: Job[] = [];
+  /** Calls sent and not answered, by seq. */
+  private sent = new Map<number, Job>();
+  /** Per worker thread: the port its calls that went async answer on. */
+  private late = new Map<number, LatePort>();
+  private scheduled = false;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly capacity: number;
+  private readonly flushNow = () => this.flush();
 
   constructor(readonly settings: ServerlessSettings, channel: string) {
-    const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS, channel };
+    const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS, channel, maxResultBytes: settings.maxResultBytes, tinypool: TINYPOOL_MAIN };
     this.beat = new Float64Array(shared.heartbeat, 0, SLOTS);
     this.owner = new Int32Array(shared.heartbeat, SLOTS * 8, SLOTS);
+    this.capacity = settings.threads * settings.concurrency;
     const reads = [WORKER, PRELOAD, path.join(TINYPOOL_DIR, '*'), ...settings.allowFsRead.map((p) => path.resolve(p))];
     this.pool = new Tinypool({
       filename: WORKER,
       minThreads: settings.threads,
       maxThreads: settings.threads,
+      // Batches, not calls: the call limits are kept here (capacity, queue).
       concurrentTasksPerWorker: settings.concurrency,
-      maxQueue: settings.maxQueue,
       idleTimeout: 2 ** 31 - 1,
+      // An idle tinypool worker otherwise blocks in Atomics.wait, which would
+      // freeze the timers and I/O of calls that outlived their batch.
+      useAtomics: false,
       env: {},
       execArgv: ['--experimental-permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings', '--import', PRELOAD],
       resourceLimits: { maxOldGenerationSizeMb: settings.maxHeapMb },
@@ -56,6 +128,128 @@ class WorkerPool {
     });
     // A worker that dies (heap blown, replaced) is reported here; tinypool replaces it.
     this.pool.on('error', (err: Error) => log('warn', 'function worker ended', { error: err.message }));
+  }
+
+  /** Queues a call for the next batch; throws GW_ERR_FUNCTION_BUSY when the queue is full. */
+  submit(job: Job): void {
+    if (this.sent.size + this.queue.length >= this.capacity + this.settings.maxQueue) {
+      throw new GatewayError('GW_ERR_FUNCTION_BUSY', 'function pool is busy: queue is full');
+    }
+    this.queue.push(job);
+    this.schedule();
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // After the I/O of this turn: every call it made goes in the same batch.
+    setImmediate(this.flushNow);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const free = this.capacity - this.sent.size;
+    if (free <= 0 || this.queue.length === 0) return;
+    const jobs = this.queue.length <= free ? this.queue : this.queue.slice(0, free);
+    this.queue = jobs === this.queue ? [] : this.queue.slice(free);
+    const live = jobs.filter((j) => !j.done);
+    // One batch per thread, so that slow functions still run in parallel.
+    const n = Math.min(this.settings.threads, live.length);
+    const size = Math.ceil(live.length / n);
+    for (let i = 0; i < live.length; i += size) this.send(live.slice(i, i + size));
+  }
+
+  private send(batch: Job[]): void {
+    for (const j of batch) this.sent.set(j.seq, j);
+    this.pool.run(batch.map(wireCall)).then(
+      (r: BatchResult) => this.answered(batch, r),
+      (err: unknown) => this.batchFailed(batch, err),
+    );
+  }
+
+  private answered(batch: Job[], r: BatchResult): void {
+    if (r.port) this.adopt(r.thread, r.port);
+    let again: Job[] | undefined;
+    for (let i = 0; i < batch.length; i++) {
+      const res = r.results[i];
+      const j = batch[i];
+      if (res === PENDING) {
+        if (!j.done) this.late.get(r.thread)?.add(j);
+      } else if (res === MISSING && !j.full && !j.done) {
+        // First call of this program on that worker (or a replaced one): send it along, first in line.
+        j.full = true;
+        this.sent.delete(j.seq);
+        (again ??= []).push(j);
+      } else {
+        this.settle(j, res);
+      }
+    }
+    if (again) {
+      this.queue = again.concat(this.queue);
+      this.schedule();
+    }
+  }
+
+  private batchFailed(batch: Job[], err: unknown): void {
+    const e = mapRunError(err);
+    if (/cannot be sent/.test(e.message) && batch.length > 1) {
+      // One call's ctx could not be cloned: send each alone, so that only it fails.
+      for (const j of batch) if (!j.done) this.send([j]);
+      return;
+    }
+    for (const j of batch) this.fail(j, e);
+  }
+
+  /** Takes a worker's port for calls that outlive their batch; it closes when the worker ends. */
+  private adopt(thread: number, port: MessagePort): void {
+    const late = new LatePort(port);
+    this.late.set(thread, late);
+    port.on('message', ([seq, res]: LateResult) => {
+      const j = this.sent.get(seq);
+      if (j) this.settle(j, res);
+    });
+    port.on('close', () => {
+      this.late.delete(thread);
+      for (const j of late.drain()) this.fail(j, new GatewayError('GW_ERR_FUNCTION_FAILED', 'function worker ended during the call'));
+    });
+  }
+
+  private settle(j: Job, res: CallResult): void {
+    if (j.done) return;
+    this.finish(j);
+    try {
+      j.resolve(outcome(j, res));
+    } catch (err) {
+      j.reject(err as Error);
+    }
+  }
+
+  private fail(j: Job, err: Error): void {
+    if (j.done) return;
+    this.finish(j);
+    j.reject(err);
+  }
+
+  private finish(j: Job): void {
+    j.done = true;
+    this.sent.delete(j.seq);
+    j.late?.delete(j);
+    if (this.queue.length) this.schedule();
+  }
+
+  /** One interval for every call in flight, instead of a timer per call. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const list of [this.sent.values(), this.queue]) {
+      for (const j of list) {
+        if (j.deadline > now || j.done) continue;
+        const ms = j.program.wire.timeoutMs;
+        this.replaceStuck(ms);
+        this.fail(j, new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${j.program.label} timed out after ${ms} ms`));
+      }
+    }
+    if (this.sent.size === 0 && this.queue.length === 0) { clearInterval(this.sweeper); this.sweeper = undefined; }
   }
 
   /** Replaces every worker stuck in synchronous code for longer than `ms`. */
@@ -70,7 +264,7 @@ class WorkerPool {
       for (const w of this.pool.threads) {
         if ((w as unknown as { threadId: number }).threadId === tid) {
           // Going through tinypool's own error path drops the worker, fails its
-          // calls and starts a replacement (a bare terminate() would leave them pending).
+          // batches and starts a replacement (a bare terminate() would leave them pending).
           (w as unknown as { emit(e: string, err: Error): void }).emit('error', new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `worker ${tid} was stuck in a function for over ${ms} ms and was replaced`));
           n++;
         }
@@ -80,28 +274,32 @@ class WorkerPool {
   }
 
   destroy(): Promise<void> {
+    clearInterval(this.sweeper);
     return this.pool.destroy().catch(() => {});
   }
 }
 
-function wireCtx(ctx: Ctx, phase: Phase, withBody: boolean): WireCtx {
-  const req = ctx.request as Ctx['request'] & { search?: string; target?: () => string };
-  const target = req.target ? req.target() : req.path;
-  const q = target.indexOf('?');
-  const wire: WireCtx = {
-    request: { method: req.method, path: req.path, search: q < 0 ? '' : target.slice(q), headers: req.headers, client_ip: req.client_ip },
-    vars: ctx.vars,
-    route: { id: ctx.route.id, uri: ctx.route.uri },
-  };
-  if (withBody && req.body) wire.request.body = req.body;
-  if (ctx.service) wire.service = { id: ctx.service.id };
-  if (ctx.consumer) wire.consumer = { username: ctx.consumer.username };
-  if (ctx.response && (phase === 'header_filter' || phase === 'body_filter' || phase === 'log')) {
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+/** A call as it crosses to the worker: see WireCall. */
+function wireCall(j: Job): WireCall {
+  const { ctx, program: p } = j;
+  const req = ctx.request;
+  let response: WireResponse | undefined;
+  if (p.seesResponse && ctx.response) {
     const r = ctx.response;
-    wire.response = { status: r.status, headers: r.headers as WireCtx['request']['headers'] };
-    if (phase === 'body_filter' && r.body !== undefined) wire.response.body = typeof r.body === 'string' ? r.body : r.body;
+    response = { status: r.status, headers: r.headers as WireResponse['headers'] };
+    if (p.wire.phase === 'body_filter' && r.body !== undefined) response.body = r.body;
   }
-  return wire;
+  return [
+    j.seq, p.wire.id, req.method, req.path, req instanceof RequestData ? req.currentSearch() : '',
+    req.headers, req.client_ip, hasKeys(ctx.vars) ? ctx.vars : undefined,
+    ctx.route.id, ctx.route.uri, ctx.service?.id, ctx.consumer?.username,
+    response, p.withBody ? req.body : undefined, j.full ? p.wire : undefined,
+  ];
 }
 
 function toBuffer(b: unknown): Buffer | string | undefined {
@@ -111,13 +309,28 @@ function toBuffer(b: unknown): Buffer | string | undefined {
   return JSON.stringify(b);
 }
 
-function apply(ctx: Ctx, res: Extract<CallResult, { kind: 'ok' }>, phase: Phase): HandlerResult {
+/** Applies a call's answer to ctx; returns its reply, or throws what the function did wrong. */
+function outcome(j: Job, res: CallResult): HandlerResult {
+  if (res === UNCHANGED) return undefined;
+  const ctx = j.ctx;
+  if (res === MISSING) throw new GatewayError('GW_ERR_FUNCTION_FAILED', `function ${j.program.label} could not be loaded in a worker`);
+  if (res.logs) for (const line of res.logs) log(line.level, line.msg, { route: ctx.route.id, function: line.fn, source: 'function' });
+  if ('reason' in res) {
+    log('error', `function ${res.reason === 'timeout' ? 'timed out' : 'failed'}`, { route: ctx.route.id, function: res.fn, error: res.error.stack ?? res.error.message });
+    if (res.reason === 'timeout') throw new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${res.fn} timed out`);
+    throw new GatewayError('GW_ERR_FUNCTION_FAILED', `function ${res.fn} ${res.error.message}`);
+  }
+  return apply(ctx, res, j.program.wire.phase);
+}
+
+function apply(ctx: Ctx, res: WireChanges, phase: string): HandlerResult {
   if (phase === 'log') return undefined;
   const req = ctx.request;
-  req.path = res.request.path;
-  req.headers = res.request.headers as typeof req.headers;
-  if (res.request.query) req.query = res.request.query;
-  ctx.vars = res.vars;
+  if (res.path !== undefined) req.path = res.path;
+  if (res.set) for (const k in res.set) req.headers[k] = res.set[k];
+  if (res.del) for (const k of res.del) delete req.headers[k];
+  if (res.query) req.query = res.query;
+  if (res.vars) ctx.vars = res.vars;
   if (res.response && ctx.response) {
     ctx.response.status = res.response.status;
     ctx.response.headers = res.response.headers;
@@ -138,6 +351,7 @@ export class FunctionPools {
   // Per instance: two gateways in one process (tests) must not evict each other's functions.
   private channel = `turnpike-functions-${randomUUID()}`;
   private live = new BroadcastChannel(this.channel);
+  private seq = 0;
 
   constructor() {
     (this.live as unknown as { unref?: () => void }).unref?.();
@@ -174,75 +388,28 @@ export class FunctionPools {
           clearTimeout(timer);
         }
       },
-      run(fns, conf, ctx, phase, opts) {
-        return pools.call(get(), fns, conf, ctx, phase, opts);
+      prepare(fns, conf, phase, opts) {
+        const canReply = phase === 'rewrite' || phase === 'access' || phase === 'before_proxy';
+        const id = createHash('sha256').update(JSON.stringify([fns.map((f) => f.id), conf, phase, opts.timeoutMs])).digest('base64url').slice(0, 22);
+        const wire: WireProgram = { id, fns: fns.map((f) => ({ id: f.id, label: f.label, source: f.source })), conf, phase, canReply, timeoutMs: opts.timeoutMs };
+        const seesResponse = phase === 'header_filter' || phase === 'body_filter' || phase === 'log';
+        return new Program(wire, fns[0].label, opts.withBody, seesResponse, get);
+      },
+      run(program, ctx) {
+        return pools.call(program as Program, ctx);
       },
     };
   }
 
-  private async call(p: WorkerPool, fns: readonly FunctionSource[], conf: unknown, ctx: Ctx, phase: Phase, opts: { timeoutMs: number; withBody: boolean }): Promise<HandlerResult> {
-    const canReply = phase === 'rewrite' || phase === 'access' || phase === 'before_proxy';
-    const task: CallTask = {
-      kind: 'call',
-      fns: wireFns(fns, false),
-      conf, phase, canReply,
-      ctx: wireCtx(ctx, phase, opts.withBody),
-      timeoutMs: opts.timeoutMs,
-      maxResultBytes: p.settings.maxResultBytes,
-    };
-    let res = await this.runWithDeadline(p, task, fns[0].label, opts.timeoutMs);
-    if (res.kind === 'missing') {
-      // First call on this worker (or a replaced one): send the sources along.
-      task.fns = wireFns(fns, true);
-      res = await this.runWithDeadline(p, task, fns[0].label, opts.timeoutMs);
-    }
-    if (res.kind === 'missing') throw new GatewayError('GW_ERR_FUNCTION_FAILED', 'function could not be loaded in a worker');
-    for (const line of res.logs) log(line.level, line.msg, { route: ctx.route.id, function: line.fn, source: 'function' });
-    if (res.kind === 'error') {
-      log('error', `function ${res.reason === 'timeout' ? 'timed out' : 'failed'}`, { route: ctx.route.id, function: res.fn, error: res.error.stack ?? res.error.message });
-      if (res.reason === 'timeout') throw new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${res.fn} timed out`);
-      throw new GatewayError('GW_ERR_FUNCTION_FAILED', `function ${res.fn} ${res.error.message}`);
-    }
-    return apply(ctx, res, phase);
-  }
-
-  private runWithDeadline(p: WorkerPool, task: CallTask, label: string, timeoutMs: number): Promise<CallResult> {
-    return new Promise<CallResult>((resolve, reject) => {
-      let run: Promise<unknown>;
+  private call(p: Program, ctx: Ctx): Promise<HandlerResult> {
+    return new Promise<HandlerResult>((resolve, reject) => {
+      const job = new Job(++this.seq, p, ctx, Date.now() + p.wire.timeoutMs + STUCK_GRACE_MS, resolve, reject);
       try {
-        run = p.pool.run(task);
+        p.pool().submit(job);
       } catch (err) {
         reject(mapRunError(err));
-        return;
       }
-      // The worker enforces the limit on async work; the sweeper catches a worker
-      // whose thread is blocked (a loop), answers now, and replaces that worker.
-      const pending: Pending = { deadline: Date.now() + timeoutMs + STUCK_GRACE_MS, timeoutMs, label, pool: p, reject };
-      this.track(pending);
-      run.then(
-        (r) => { if (this.pending.delete(pending)) resolve(r as CallResult); },
-        (err) => { if (this.pending.delete(pending)) reject(mapRunError(err)); },
-      );
     });
-  }
-
-  private pending = new Set<Pending>();
-  private sweeper?: NodeJS.Timeout;
-
-  /** One interval for every call in flight, instead of a timer per call. */
-  private track(p: Pending): void {
-    this.pending.add(p);
-    this.sweeper ??= setInterval(() => {
-      const now = Date.now();
-      for (const c of this.pending) {
-        if (c.deadline > now) continue;
-        this.pending.delete(c);
-        c.pool.replaceStuck(c.timeoutMs);
-        c.reject(new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${c.label} timed out after ${c.timeoutMs} ms`));
-      }
-      if (this.pending.size === 0) { clearInterval(this.sweeper); this.sweeper = undefined; }
-    }, SWEEP_MS);
-    this.sweeper.unref();
   }
 
   /** Tells workers which functions are still configured; they drop the others. */
@@ -259,28 +426,14 @@ export class FunctionPools {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
     this.live.close();
     await this.retain([]);
   }
 }
 
-const wireCache = new WeakMap<readonly FunctionSource[], [WireFn[], WireFn[]]>();
-
-/** What is sent for an instance's functions: ids, or ids with labels and sources when a worker lacks them. Built once per instance. */
-function wireFns(fns: readonly FunctionSource[], withSource: boolean): WireFn[] {
-  let pair = wireCache.get(fns);
-  if (!pair) {
-    pair = [fns.map((f) => ({ id: f.id })), fns.map((f) => ({ id: f.id, label: f.label, source: f.source }))];
-    wireCache.set(fns, pair);
-  }
-  return pair[withSource ? 1 : 0];
-}
-
 function mapRunError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const msg = (err as Error)?.message ?? String(err);
-  if (/queue is at limit|No task queue available/i.test(msg)) return new GatewayError('GW_ERR_FUNCTION_BUSY', 'function pool is busy: queue is full');
   if (/could not be cloned|DataCloneError/i.test(msg) || (err as Error)?.name === 'DataCloneError') {
     return new GatewayError('GW_ERR_FUNCTION_FAILED', `request context cannot be sent to a function: ${msg}`);
   }

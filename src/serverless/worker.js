@@ -5,15 +5,26 @@
 import vm from 'node:vm';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { serialize } from 'node:v8';
-
-import { threadId, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { MessageChannel, threadId, workerData } from 'node:worker_threads';
 
 /** @typedef {import('./messages.ts').Task} Task */
-/** @typedef {import('./messages.ts').CallTask} CallTask */
+/** @typedef {import('./messages.ts').WireCall} WireCall */
+/** @typedef {import('./messages.ts').WireProgram} WireProgram */
+/** @typedef {import('./messages.ts').WireChanges} WireChanges */
 /** @typedef {import('./messages.ts').CheckTask} CheckTask */
 /** @typedef {import('./messages.ts').CallResult} CallResult */
+/** @typedef {import('./messages.ts').BatchResult} BatchResult */
 /** @typedef {import('./messages.ts').LogLine} LogLine */
 /** @typedef {import('./messages.ts').WorkerShared} WorkerShared */
+
+// Values of messages.ts, which this file cannot import (it loads no TypeScript).
+const UNCHANGED = 0;
+const MISSING = 1;
+const PENDING = 2;
+// Positions in a WireCall.
+const SEQ = 0, PROGRAM = 1, METHOD = 2, PATH = 3, SEARCH = 4, HEADERS = 5, CLIENT_IP = 6, VARS = 7;
+const ROUTE_ID = 8, ROUTE_URI = 9, SERVICE = 10, CONSUMER = 11, RESPONSE = 12, BODY = 13, FULL = 14;
 
 // The process itself is locked down by preload.js, which runs first.
 
@@ -22,6 +33,8 @@ const shared = Array.isArray(workerData) ? workerData[1] : workerData;
 const beat = new Float64Array(shared.heartbeat, 0, shared.slots);
 const owner = new Int32Array(shared.heartbeat, shared.slots * 8, shared.slots);
 const slot = threadId % shared.slots;
+/** @type {{ markMovable(v: object): void, kTransferable: symbol, kValue: symbol }} */
+const tinypool = await import(pathToFileURL(shared.tinypool).href);
 Atomics.store(owner, slot, threadId);
 const busy = () => { beat[slot] = Date.now(); };
 const idle = () => { beat[slot] = 0; };
@@ -51,10 +64,13 @@ process.on('unhandledRejection', () => {});
 
 /** Compiled functions by id, with the label that names them in logs. @type {Map<string, { fn: Function, label: string }>} */
 const cache = new Map();
+/** Programs by id: sent once by the pool, named by id in every call after. @type {Map<string, WireProgram>} */
+const programs = new Map();
 const live = new BroadcastChannel(shared.channel);
 live.onmessage = (/** @type {MessageEvent} */ ev) => {
   const keep = new Set(/** @type {string[]} */ (ev.data));
   for (const id of cache.keys()) if (!keep.has(id)) cache.delete(id);
+  for (const [id, p] of programs) if (p.fns.some((f) => !keep.has(f.id))) programs.delete(id);
 };
 /** @type {any} */ (live).unref?.();
 
@@ -132,21 +148,37 @@ class DeadlineError extends Error {}
 /** @param {unknown} err */
 const wireError = (err) => (err instanceof Error ? { message: err.message, stack: err.stack, name: err.name } : { message: String(err) });
 
-/** ctx.request in the worker: the query is parsed only when read, and once read it is sent back. */
+/** ctx.request in the worker: the query is parsed only when read. */
 class WorkerRequest {
-  /** @param {import('./messages.ts').WireRequest} req */
-  constructor(req) {
-    this.method = req.method;
-    this.path = req.path;
-    this.headers = req.headers;
-    this.client_ip = req.client_ip;
-    this.search = req.search;
+  /** @param {WireCall} w */
+  constructor(w) {
+    this.method = w[METHOD];
+    this.path = w[PATH];
+    this.headers = w[HEADERS];
+    this.client_ip = w[CLIENT_IP];
+    this.search = w[SEARCH];
     /** @type {Record<string, string | string[]> | undefined} */
     this.parsed = undefined;
-    if (req.body) this.body = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength);
+    /** The parsed query as JSON when it was parsed, to tell whether a function changed it; '' once replaced. */
+    this.parsedJson = '';
+    const body = w[BODY];
+    if (body) this.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   }
-  get query() { return (this.parsed ??= parseQuery(this.search)); }
-  set query(q) { this.parsed = q; }
+  get query() {
+    if (this.parsed === undefined) {
+      this.parsed = parseQuery(this.search);
+      this.parsedJson = JSON.stringify(this.parsed);
+    }
+    return this.parsed;
+  }
+  set query(q) { this.parsed = q; this.parsedJson = ''; }
+  /** The query, if a function changed it. */
+  changedQuery() {
+    const q = this.parsed;
+    if (q === undefined) return undefined;
+    if (this.parsedJson === '') return q;
+    try { return JSON.stringify(q) === this.parsedJson ? undefined : q; } catch { return q; }
+  }
 }
 
 /** ctx.log: lines go back with the result, tagged with the function that wrote them. */
@@ -161,14 +193,51 @@ class FnLog {
   error(...a) { this.call.line('error', a); }
 }
 
+/** @param {object} o */
+function hasKeys(o) {
+  for (const _ in o) return true;
+  return false;
+}
+
 /**
- * One call: the functions of one plugin instance, in order. Sync functions
- * run without a promise; the call goes async only when a function returns a thenable.
+ * JSON of a value made only of plain objects, arrays and primitives; undefined
+ * for anything else (a Map, a Date, a cycle), whose changes cannot be seen this way.
+ * @param {unknown} v
+ */
+function plainJson(v) {
+  try {
+    return JSON.stringify(v, function (k, x) {
+      const raw = k === '' ? x : this[k];
+      if (raw !== null && typeof raw === 'object') {
+        const proto = Object.getPrototypeOf(raw);
+        if (proto !== Object.prototype && proto !== null && proto !== Array.prototype) throw NOT_PLAIN;
+      } else if (typeof raw === 'bigint') throw NOT_PLAIN;
+      return x;
+    });
+  } catch {
+    return undefined;
+  }
+}
+const NOT_PLAIN = new Error('not plain');
+
+/** A header value as it was, so that a change made in place shows. @param {string | string[] | undefined} v */
+const copyValue = (v) => (Array.isArray(v) ? v.slice() : v);
+/** @param {unknown} a @param {unknown} b */
+function sameValue(a, b) {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * One call: the functions of one program, in order. Sync functions run
+ * without a promise; the call goes async only when a function returns a thenable.
  */
 class Call {
-  /** @param {CallTask} task */
-  constructor(task) {
-    this.task = task;
+  /** @param {WireCall} w @param {WireProgram} prog */
+  constructor(w, prog) {
+    this.prog = prog;
     this.started = Date.now();
     /** @type {LogLine[]} */
     this.logs = [];
@@ -176,12 +245,23 @@ class Call {
     this.fn = '';
     /** @type {any} */
     this.reply = undefined;
-    const w = task.ctx;
-    this.request = new WorkerRequest(w.request);
+    this.request = new WorkerRequest(w);
+    this.pathIn = w[PATH];
+    /** @type {Record<string, string | string[] | undefined>} */
+    const headersIn = {};
+    const h = w[HEADERS];
+    for (const k in h) headersIn[k] = copyValue(h[k]);
+    this.headersIn = headersIn;
+    const vars = w[VARS] ?? {};
+    this.varsIn = vars;
+    /** '' for vars that came empty; undefined when they hold what JSON cannot compare. */
+    this.varsJson = w[VARS] === undefined ? '' : plainJson(vars);
     /** @type {any} */
-    const response = w.response;
+    const response = w[RESPONSE];
     if (response && response.body instanceof Uint8Array) response.body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
-    this.ctx = { request: this.request, vars: w.vars, route: w.route, service: w.service, consumer: w.consumer, response, log: new FnLog(this) };
+    const service = w[SERVICE] === undefined ? undefined : { id: w[SERVICE] };
+    const consumer = w[CONSUMER] === undefined ? undefined : { username: w[CONSUMER] };
+    this.ctx = { request: this.request, vars, route: { id: w[ROUTE_ID], uri: w[ROUTE_URI] }, service, consumer, response, log: new FnLog(this) };
   }
 
   /** @param {'info'|'warn'|'error'} level @param {unknown[]} args */
@@ -191,26 +271,26 @@ class Call {
 
   /** @param {number} i @returns {CallResult | Promise<CallResult>} */
   run(i) {
-    const fns = this.task.fns;
+    const fns = this.prog.fns;
     for (; i < fns.length; i++) {
       const f = fns[i];
-      let entry = cache.get(f.id);
-      this.fn = entry?.label ?? f.label ?? f.id;
+      this.fn = f.label;
       let r;
       try {
+        let entry = cache.get(f.id);
         if (!entry) {
-          entry = { fn: compile(/** @type {string} */ (f.source), /** @type {string} */ (f.label)), label: /** @type {string} */ (f.label) };
+          entry = { fn: compile(f.source, f.label), label: f.label };
           cache.set(f.id, entry);
         }
         busy();
-        try { r = entry.fn(this.task.conf, this.ctx); } finally { idle(); }
+        try { r = entry.fn(this.prog.conf, this.ctx); } finally { idle(); }
       } catch (err) {
         return this.failed(err);
       }
       if (isThenable(r)) {
         const next = i + 1;
         const label = this.fn;
-        return withDeadline(/** @type {PromiseLike<unknown>} */ (r), this.task.timeoutMs - (Date.now() - this.started))
+        return withDeadline(/** @type {PromiseLike<unknown>} */ (r), this.prog.timeoutMs - (Date.now() - this.started))
           .then((v) => { this.fn = label; return this.settled(v) ? this.finish() : this.run(next); }, (err) => { this.fn = label; return this.failed(err); });
       }
       try {
@@ -224,7 +304,7 @@ class Call {
 
   /** True when `r` is a reply that ends the call. @param {unknown} r */
   settled(r) {
-    if (!this.task.canReply || r === undefined || r === null) return false;
+    if (!this.prog.canReply || r === undefined || r === null) return false;
     if (typeof r !== 'object' || typeof /** @type {any} */ (r).status !== 'number') {
       throw new Error('returned something that is not a reply: return { status, body?, headers? } or nothing');
     }
@@ -234,39 +314,104 @@ class Call {
 
   /** @param {unknown} err @returns {CallResult} */
   failed(err) {
-    if (err instanceof DeadlineError) return { kind: 'error', reason: 'timeout', fn: this.fn, error: { message: `did not finish within ${this.task.timeoutMs} ms` }, logs: this.logs };
-    return { kind: 'error', reason: 'threw', fn: this.fn, error: wireError(err), logs: this.logs };
+    if (err instanceof DeadlineError) return { reason: 'timeout', fn: this.fn, error: { message: `did not finish within ${this.prog.timeoutMs} ms` }, logs: this.logs };
+    return { reason: 'threw', fn: this.fn, error: wireError(err), logs: this.logs };
   }
 
-  /** @returns {CallResult} */
+  /** What the functions changed; UNCHANGED when nothing. @returns {CallResult} */
   finish() {
-    const reply = this.reply;
-    if (reply && reply.body !== undefined && !(reply.body instanceof Uint8Array) && typeof reply.body !== 'string' && typeof reply.body !== 'object') reply.body = String(reply.body);
-    /** @type {CallResult} */
-    const result = {
-      kind: 'ok',
-      reply: reply && { status: reply.status, body: reply.body, headers: reply.headers },
-      request: { path: this.request.path, headers: this.request.headers, query: this.request.parsed },
-      vars: this.ctx.vars,
-      response: this.ctx.response,
-      logs: this.logs,
-    };
+    /** @type {WireChanges} */
+    const out = {};
+    let changed = false;
+    if (this.logs.length) { out.logs = this.logs; changed = true; }
+    if (this.prog.phase !== 'log' && this.changes(out)) changed = true;
+    if (!changed) return UNCHANGED;
     let size;
-    try { size = cloneSize(result, 0); } catch (err) {
-      return { kind: 'error', reason: 'unsendable', fn: this.fn, error: { message: `left a value in ctx or its reply that cannot be sent back (${/** @type {Error} */ (err).message})` }, logs: this.logs };
+    try { size = cloneSize(out, 0); } catch (err) {
+      return { reason: 'unsendable', fn: this.fn, error: { message: `left a value in ctx or its reply that cannot be sent back (${/** @type {Error} */ (err).message})` }, logs: this.logs };
     }
-    if (size > this.task.maxResultBytes) {
-      return { kind: 'error', reason: 'too_large', fn: this.fn, error: { message: `result is ${size} bytes, over the ${this.task.maxResultBytes}-byte limit` }, logs: this.logs };
+    if (size > shared.maxResultBytes) {
+      return { reason: 'too_large', fn: this.fn, error: { message: `result is ${size} bytes, over the ${shared.maxResultBytes}-byte limit` }, logs: this.logs };
     }
-    return result;
+    return out;
+  }
+
+  /** Fills `out` with what changed in ctx; true if anything did. @param {WireChanges} out */
+  changes(out) {
+    let changed = false;
+    const req = this.request;
+    if (req.path !== this.pathIn) { out.path = req.path; changed = true; }
+    const now = req.headers ?? {};
+    const before = this.headersIn;
+    for (const k in now) {
+      const v = now[k];
+      if (v === undefined || sameValue(v, before[k])) continue;
+      (out.set ??= {})[k] = v;
+      changed = true;
+    }
+    for (const k in before) {
+      if (now[k] === undefined) { (out.del ??= []).push(k); changed = true; }
+    }
+    const q = req.changedQuery();
+    if (q !== undefined) { out.query = q; changed = true; }
+    const vars = this.ctx.vars;
+    if (vars !== this.varsIn || this.varsJson === undefined || (this.varsJson === '' ? hasKeys(vars) : plainJson(vars) !== this.varsJson)) {
+      out.vars = vars;
+      changed = true;
+    }
+    if (this.ctx.response) { out.response = this.ctx.response; changed = true; }
+    const reply = this.reply;
+    if (reply) {
+      if (reply.body !== undefined && !(reply.body instanceof Uint8Array) && typeof reply.body !== 'string' && typeof reply.body !== 'object') reply.body = String(reply.body);
+      out.reply = { status: reply.status, body: reply.body, headers: reply.headers };
+      changed = true;
+    }
+    return changed;
   }
 }
 
-/** @param {CallTask} task @returns {CallResult | Promise<CallResult>} */
-function call(task) {
-  for (const f of task.fns) if (!cache.has(f.id) && f.source === undefined) return { kind: 'missing' };
-  const c = new Call(task);
+/** @param {WireCall} w @returns {CallResult | Promise<CallResult>} */
+function call(w) {
+  let prog = programs.get(w[PROGRAM]);
+  if (prog === undefined) {
+    const full = w[FULL];
+    if (full === undefined) return MISSING;
+    prog = full;
+    programs.set(full.id, full);
+  }
+  const c = new Call(w, prog);
   return als.run(c, () => c.run(0));
+}
+
+/** Calls that outlive their batch answer on this port; the pool gets its other end once. */
+const late = new MessageChannel();
+let portSent = false;
+
+/** @param {WireCall[]} calls */
+function batch(calls) {
+  /** @type {BatchResult['results']} */
+  const results = new Array(calls.length);
+  let pending = false;
+  for (let i = 0; i < calls.length; i++) {
+    const r = call(calls[i]);
+    if (!isThenable(r)) { results[i] = /** @type {CallResult} */ (r); continue; }
+    results[i] = PENDING;
+    pending = true;
+    const seq = calls[i][SEQ];
+    /** @type {Promise<CallResult>} */ (r).then(
+      (res) => late.port1.postMessage([seq, res]),
+      (err) => late.port1.postMessage([seq, { reason: 'threw', fn: '', error: wireError(err), logs: [] }]),
+    );
+  }
+  /** @type {BatchResult} */
+  const out = { thread: threadId, results };
+  if (!pending || portSent) return out;
+  portSent = true;
+  out.port = /** @type {any} */ (late.port2);
+  // tinypool transfers what a result marks movable; a MessagePort must be transferred.
+  const moved = { [tinypool.kTransferable]: [late.port2], [tinypool.kValue]: out };
+  tinypool.markMovable(moved);
+  return moved;
 }
 
 /**
@@ -306,7 +451,7 @@ function check(task) {
   return { problems };
 }
 
-/** The tinypool entry. @param {Task} task */
+/** The tinypool entry: a batch of calls, or a check of new functions. @param {Task} task */
 export default function run(task) {
-  return task.kind === 'check' ? check(task) : call(task);
+  return Array.isArray(task) ? batch(task) : check(task);
 }
