@@ -1,6 +1,7 @@
 /** Config loading: every kind of error with its exact message and position; what a valid file compiles to. */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
 import './helpers/harness.ts';
@@ -115,6 +116,20 @@ describe('valid configs', () => {
     assert.equal(r1.upstream?.retries, 1);
     assert.equal(res.snapshot.listen.port, 9080);
     assert.deepEqual(res.snapshot.admin, { host: '127.0.0.1', port: 9180 });
+  });
+
+  it('gives the function pool half the cores (at least one) unless serverless.threads says otherwise', async () => {
+    const half = Math.max(1, Math.floor(availableParallelism() / 2));
+    const cases = [
+      { desc: 'no serverless block', conf: '', want: half },
+      { desc: 'a block without threads', conf: 'serverless: { timeout_ms: 50 }\n', want: half },
+      { desc: 'threads given', conf: 'serverless: { threads: 3 }\n', want: 3 },
+    ];
+    for (const c of cases) {
+      const res = await load(`${c.conf}routes:\n  - { id: r, uri: /, plugins: { mocking: {} } }\n`);
+      assert.ok(res.ok, res.ok ? '' : formatIssues(res.issues));
+      assert.equal(res.snapshot.serverless.threads, c.want, c.desc);
+    }
   });
 
   it('freezes the snapshot: the request path cannot change it', async () => {

@@ -23,7 +23,7 @@ export interface GatewayDoc {
   trusted_proxies: string[];
   plugin_paths: string[];
   serverless?: {
-    enabled: boolean; threads: number; concurrency: number; timeout_ms: number; max_queue: number;
+    enabled: boolean; threads?: number; concurrency: number; timeout_ms: number; max_queue: number;
     max_heap_mb: number; max_result_bytes: number; allow_fs_read: string[];
   };
   global_rules?: { id: string | number; plugins: PluginMap }[];
