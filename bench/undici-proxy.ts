@@ -23,13 +23,20 @@ const server = http.createServer((req, res) => {
   const body = req.method === 'GET' || req.method === 'HEAD' ? null : req;
   if (mode === 'request') {
     pool.request({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body })
-      .then(({ statusCode, headers: h, body: b }) => { res.writeHead(statusCode, strip(h)); b.pipe(res); })
+      .then(({ statusCode, headers: h, body: b }) => {
+        res.writeHead(statusCode, strip(h));
+        // A client that leaves mid-body must free the upstream connection.
+        res.once('close', () => { if (!res.writableFinished) b.destroy(); });
+        b.pipe(res);
+      })
       .catch(() => { res.writeHead(502); res.end(); });
     return;
   }
   pool.dispatch({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body }, {
-    // Its presence tells undici this handler uses the current API (not onConnect/onHeaders).
-    onRequestStart() {},
+    // Its presence also tells undici this handler uses the current API. A client
+    // that leaves mid-body must free the upstream connection, or a paused one
+    // waits for a 'drain' that never comes and the pool runs dry.
+    onRequestStart(c) { res.once('close', () => { if (!res.writableFinished) c.abort(new Error('client gone')); }); },
     onResponseStart(_c, statusCode, h) { res.writeHead(statusCode, strip(h)); },
     onResponseData(c, chunk) { if (!res.write(chunk)) { c.pause(); res.once('drain', () => c.resume()); } },
     onResponseEnd() { res.end(); },
