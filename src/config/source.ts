@@ -3,6 +3,7 @@
  * name file:line:column.
  */
 import { isMap, isSeq, isScalar, isPair, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { PARSE_OPTIONS, TO_JS_OPTIONS } from './yaml-options.js';
 
 export type PathSeg = string | number;
 
@@ -24,12 +25,12 @@ export function offsetPosition(text: string, offset: number): { line: number; co
 /** Parses YAML text; never throws. */
 export function parseSource(text: string): ParsedSource {
   const lineCounter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
+  const doc: Document = parseDocument(text, { lineCounter, ...PARSE_OPTIONS });
   const yamlErrors = doc.errors.map((e) => {
     const pos = lineCounter.linePos(e.pos[0]);
     return { line: pos.line, col: pos.col, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') };
   });
-  const data = yamlErrors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
+  const data = yamlErrors.length ? undefined : doc.toJS({ ...TO_JS_OPTIONS });
 
   function position(path: readonly PathSeg[], key = false): { line: number; col: number } {
     let node: unknown = doc.contents;
@@ -55,6 +56,12 @@ export function parseSource(text: string): ParsedSource {
   }
 
   return { data, yamlErrors, position };
+}
+
+/** A source whose data was parsed elsewhere (error-free); positions parse the text here, once, only if asked. */
+export function sourceWithData(text: string, data: unknown): ParsedSource {
+  let full: ParsedSource | undefined;
+  return { data, yamlErrors: [], position: (path, key) => (full ??= parseSource(text)).position(path, key) };
 }
 
 /** `routes[0].plugins.key-auth` */

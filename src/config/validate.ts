@@ -1,6 +1,7 @@
 /**
  * JSON Schema validation with ajv, turning ajv's errors into sentences that
- * point at a YAML position. A fresh Ajv per load: nothing leaks between loads.
+ * point at a YAML position. Plugins' schemas get a fresh Ajv per load, so
+ * nothing leaks between loads; the file's own schema is compiled once.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { PathSeg } from './source.ts';

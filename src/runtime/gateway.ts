@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
 import { hashText, loadConfigText, readConfigText, type LoadResult } from '../config/load.ts';
+import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import type { Snapshot } from '../snapshot.ts';
@@ -39,6 +40,8 @@ export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: tr
 export class Gateway {
   readonly pools = new UpstreamPools();
   readonly functions = new FunctionPools();
+  /** Parses reloaded files off the request thread. */
+  private parser = new ParseThread();
   readonly metrics = new Metrics();
   readonly server: http.Server;
   admin?: http.Server;
@@ -106,7 +109,7 @@ export class Gateway {
   get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
 
   private load(text: string): Promise<LoadResult> {
-    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, previous: this.current });
+    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, parse: (t) => this.parser.parse(t), previous: this.current });
   }
 
   /** Reads the file, then loads it; both failures come back as issues. */
@@ -193,6 +196,7 @@ export class Gateway {
     this.admin?.closeAllConnections();
     await this.pools.close();
     await this.functions.close();
+    await this.parser.close();
     flushLogs();
   }
 }
