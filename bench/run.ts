@@ -3,7 +3,8 @@
  * same upstream, reported as ratios to a bare undici proxy measured in the
  * same run. Writes bench/RESULTS.md and prints it.
  *
- * BENCH_SECONDS (default 6) × BENCH_ROUNDS (5, median reported), BENCH_CONNECTIONS (50),
+ * BENCH_SECONDS (default 6) × BENCH_ROUNDS (5, median reported), each after
+ * BENCH_WARMUP_SECONDS (5) of the same load, BENCH_CONNECTIONS (50),
  * BENCH_SOAK_SECONDS (60; 0 skips),
  * BENCH_LOAD=autocannon to use autocannon even where wrk is installed.
  */
@@ -21,6 +22,7 @@ const ROOT = path.dirname(HERE);
 const TMP = path.join(HERE, '.tmp');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
+const WARM = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SOAK = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const children = new Set<ChildProcess>();
@@ -76,12 +78,13 @@ const rows: Row[] = [];
 
 /**
  * One measured run, after a warm-up in every round, not only the first: a
- * gateway left idle while the others were measured has shrunk its heap (and
- * V8 may have dropped code it had optimized), and would spend the start of
- * its run getting them back.
+ * gateway left idle while the others were measured would spend the start of
+ * its run getting back to speed. Turnpike takes longer than the bare proxy to
+ * get there: after 2 s of warm-up, one route measured 0.84-0.88 of the bare
+ * proxy in the first two rounds and 0.93-0.99 in the next two; hence WARM.
  */
 async function measureOnce(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; round: number }): Promise<Row> {
-  await load(url, { seconds: Math.min(2, SECONDS), connections: CONNS, headers: opts.headers });
+  await load(url, { seconds: WARM, connections: CONNS, headers: opts.headers });
   const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
   const row: Row = { name, ...r };
   if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
@@ -228,7 +231,7 @@ async function main(): Promise<void> {
   const lines = [
     '# Benchmark results',
     '',
-    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · throughput scenarios: ${ROUNDS} interleaved rounds of ${SECONDS}s, each after a warm-up; the table shows each scenario's median run, the targets the median of the per-round ratios · everything on loopback, one process each`,
+    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · throughput scenarios: ${ROUNDS} interleaved rounds of ${SECONDS}s, each after ${WARM}s of warm-up; the table shows each scenario's median run, the targets the median of the per-round ratios · everything on loopback, one process each`,
     '',
     '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB | vs direct | vs bare undici |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
