@@ -84,21 +84,23 @@ const rows: Row[] = [];
  * proxy in the first two rounds and 0.93-0.99 in the next two; hence WARM.
  */
 async function measureOnce(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; round: number }): Promise<Row> {
-  await load(url, { seconds: WARM, connections: CONNS, headers: opts.headers });
-  const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
-  const row: Row = { name, ...r };
-  if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
-  process.stderr.write(`${name} [round ${opts.round}]: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
+  return run(name, url, WARM, opts, ` [round ${opts.round}]`);
+}
+
+/** A scenario outside the interleaved rounds (reloads), measured once and added to the table. */
+async function measure(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; note?: string } = {}): Promise<Row> {
+  const row = await run(name, url, Math.min(2, SECONDS), opts, '');
+  row.note = opts.note;
+  rows.push(row);
   return row;
 }
 
-async function measure(name: string, url: string, opts: { headers?: Record<string, string>; pid?: number; note?: string } = {}): Promise<Row> {
-  await load(url, { seconds: Math.min(2, SECONDS), connections: CONNS, headers: opts.headers }); // warm-up: JIT, pools
+async function run(name: string, url: string, warm: number, opts: { headers?: Record<string, string>; pid?: number }, label: string): Promise<Row> {
+  await load(url, { seconds: warm, connections: CONNS, headers: opts.headers });
   const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
-  const row: Row = { name, ...r, note: opts.note };
+  const row: Row = { name, ...r };
   if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
-  rows.push(row);
-  process.stderr.write(`${name}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
+  process.stderr.write(`${name}${label}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
   return row;
 }
 

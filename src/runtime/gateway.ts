@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
-import { hashText, loadConfigText, readConfigText, type LoadResult } from '../config/load.ts';
+import { hashText, loadConfigText, readConfigText, yieldToEventLoop, type LoadResult } from '../config/load.ts';
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
@@ -112,7 +112,7 @@ export class Gateway {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
     const parse = this.current ? (t: string) => this.parser.parse(t) : undefined;
-    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToRequests, parse, previous: this.current });
+    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current });
   }
 
   /** Reads the file, then loads it; both failures come back as issues. */
@@ -205,7 +205,6 @@ export class Gateway {
 }
 
 /** Lets requests waiting on the event loop run between stages of a reload. */
-const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {

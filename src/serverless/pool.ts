@@ -192,12 +192,12 @@ class WorkerPool {
   }
 
   private batchFailed(batch: Job[], err: unknown): void {
-    const e = mapRunError(err);
-    if (/cannot be sent/.test(e.message) && batch.length > 1) {
+    if (isCloneError(err) && batch.length > 1) {
       // One call's ctx could not be cloned: send each alone, so that only it fails.
       for (const j of batch) if (!j.done) this.send([j]);
       return;
     }
+    const e = mapRunError(err);
     for (const j of batch) this.fail(j, e);
   }
 
@@ -431,12 +431,15 @@ export class FunctionPools {
   }
 }
 
+/** postMessage refused a value (a function in ctx.vars, say). */
+function isCloneError(err: unknown): boolean {
+  return (err as Error)?.name === 'DataCloneError' || /could not be cloned|DataCloneError/i.test((err as Error)?.message ?? '');
+}
+
 function mapRunError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const msg = (err as Error)?.message ?? String(err);
-  if (/could not be cloned|DataCloneError/i.test(msg) || (err as Error)?.name === 'DataCloneError') {
-    return new GatewayError('GW_ERR_FUNCTION_FAILED', `request context cannot be sent to a function: ${msg}`);
-  }
+  if (isCloneError(err)) return new GatewayError('GW_ERR_FUNCTION_FAILED', `request context cannot be sent to a function: ${msg}`);
   if ((err as { code?: string })?.code === 'ERR_WORKER_OUT_OF_MEMORY') return new GatewayError('GW_ERR_FUNCTION_FAILED', 'function worker ran out of memory and was replaced');
   return new GatewayError('GW_ERR_FUNCTION_FAILED', `function worker failed: ${msg}`);
 }
