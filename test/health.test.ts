@@ -2,8 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
-import { captureLogs, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
+import { captureLogs, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 
 const HEAD = 'listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,10 +32,7 @@ routes:
   before(async () => {
     bad = await startUpstream((_req, res) => { res.writeHead(503); res.end('down'); return true; });
     good = await startUpstream((_req, res) => { res.end('up'); return true; });
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    dead = (s.address() as AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    dead = await refusedPort();
     gw = await startGateway(config(0));
   });
   after(async () => { await gw.close(); await bad.close(); await good.close(); });

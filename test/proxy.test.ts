@@ -3,16 +3,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
-
-/** A port that refuses connections. */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { captureLogs, eventually, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 
 describe('proxy', () => {
   let up: Upstream;
@@ -24,7 +15,7 @@ describe('proxy', () => {
   const closed: string[] = [];
 
   before(async () => {
-    dead = await deadPort();
+    dead = await refusedPort();
     up = await startUpstream((req, res) => {
       if (req.url === '/hop') {
         res.writeHead(200, { connection: 'x-hop', 'x-hop': '1', 'proxy-authenticate': 'Basic', 'x-kept': 'yes' });

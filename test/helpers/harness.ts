@@ -1,9 +1,9 @@
 /** Real sockets for tests: an echo upstream, a gateway on port 0, a raw client. */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before } from 'node:test';
 import { Gateway } from '../../src/runtime/gateway.ts';
 import { setLogSink } from '../../src/log.ts';
@@ -106,6 +106,24 @@ export function captureLogs(): { lines: Record<string, unknown>[]; restore(): vo
   const lines: Record<string, unknown>[] = [];
   const prev = setLogSink((chunk) => { for (const l of chunk.split('\n')) if (l) lines.push(JSON.parse(l)); });
   return { lines, restore: () => { setLogSink(prev); } };
+}
+
+/**
+ * A loopback port that refuses connections. A port freed right after a port-0
+ * bind can go to another test file's listener a moment later (files run two at
+ * a time), so this one is taken below the kernel's ephemeral range, which
+ * neither port-0 binds nor outgoing connections draw from.
+ */
+export async function refusedPort(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '49152 65535');
+  const low = Math.max(Number(range.trim().split(/\s+/)[0]) || 49152, 2048);
+  for (let tries = 0; tries < 100; tries++) {
+    const port = 1024 + Math.floor(Math.random() * (low - 1024));
+    const s = net.createServer();
+    const free = await new Promise<boolean>((r) => { s.once('error', () => r(false)); s.listen(port, '127.0.0.1', () => r(true)); });
+    if (free) { await new Promise<void>((r) => s.close(() => r())); return port; }
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 /** Polls `fn` until it returns truthy or `ms` pass. */
