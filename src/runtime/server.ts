@@ -77,14 +77,25 @@ function forwardedHeaders(headers: Record<string, string | string[]>, req: Incom
 /** The `request` listener of the proxy server. */
 export function createRequestHandler(rt: Runtime): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    handle(rt, req, res).catch((err) => {
-      log('error', 'request failed', { error: err });
-      sendError(res, err instanceof GatewayError ? err : new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'));
-    });
+    try {
+      handle(rt, req, res);
+    } catch (err) {
+      unexpected(res, err);
+    }
   };
 }
 
-async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** A failure outside any route's handling (a bug): logged, answered 500. */
+function unexpected(res: ServerResponse, err: unknown): void {
+  log('error', 'request failed', { error: err });
+  sendError(res, err instanceof GatewayError ? err : new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'));
+}
+
+/**
+ * Synchronous until something is not: a request whose plugins (if any) are
+ * sync is routed, run and dispatched in this call, with no promise made for it.
+ */
+function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
   const started = performance.now();
   const snap = rt.snapshot();
   const [path, search] = splitUrl(req.url ?? '/');
@@ -101,19 +112,44 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
   const route = match.route;
   const { ip, peerTrusted } = clientAddress(req, snap.trustedProxies);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, search, req.headers, ip));
-  const gone = new ClientGone();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort();
-    const status = res.writableFinished ? res.statusCode : 499;
-    runLogPhase(ctx);
-    accessLog(route.id, method, path, status, ctx.upstreamOrigin, performance.now() - started, ctx.vars.request_id as string | undefined);
-    rt.onRequestDone?.(status);
-  });
-
+  const x = new InFlight(rt, ctx, req, res, peerTrusted, started);
+  // 'close' comes once per response: on(), not once(), spares a wrapper per request.
+  res.on('close', () => x.closed());
   try {
-    if (route.chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') ctx.request.body = await readBody(req, route.chain.requestBody);
-    const r = runRequestPhases(ctx);
-    const reply = isThenable<Reply | undefined>(r) ? await r : r;
+    if (route.chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') {
+      x.settle(readBody(req, route.chain.requestBody).then((body) => { ctx.request.body = body; return x.run(); }));
+      return;
+    }
+    x.settle(x.run());
+  } catch (err) {
+    answerError(err, ctx, res, x.gone);
+  }
+}
+
+/** One request from its route on: phases, then a reply or the upstream; a class, not closures. */
+class InFlight {
+  readonly gone = new ClientGone();
+  /** As received, for the access log: plugins may rewrite ctx.request's. */
+  readonly method: string;
+  readonly path: string;
+  constructor(readonly rt: Runtime, readonly ctx: RequestCtx, readonly req: IncomingMessage, readonly res: ServerResponse, readonly peerTrusted: boolean, readonly started: number) {
+    this.method = ctx.request.method;
+    this.path = ctx.request.path;
+  }
+
+  /** Runs the request phases, then answers; a promise only when something was async. */
+  run(): void | Promise<void> {
+    const r = runRequestPhases(this.ctx);
+    return isThenable<Reply | undefined>(r) ? Promise.resolve(r).then((reply) => this.answer(reply)) : this.answer(r);
+  }
+
+  /** Routes a failure of an async step to the error answer. */
+  settle(p: void | Promise<void>): void {
+    if (p) p.catch((err) => answerError(err, this.ctx, this.res, this.gone));
+  }
+
+  private answer(reply: Reply | undefined): void | Promise<void> {
+    const { ctx, res } = this;
     const chain = ctx.chain;
     if (reply) {
       const { data, json } = replyBody(reply.body);
@@ -121,17 +157,23 @@ async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): P
       if (json && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
       ctx.response = { status: reply.status, headers, body: data };
       const f = runPhase(chain.header_filter, ctx, false);
-      if (isThenable(f)) await f;
-      const w = writeWhole(chain, ctx, res);
-      if (w) await w;
-      return;
+      return isThenable(f) ? Promise.resolve(f).then(() => writeWhole(chain, ctx, res)) : writeWhole(chain, ctx, res);
     }
+    const route = ctx.entry;
     if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
     const headers = stripHopByHop(ctx.request.headers);
-    forwardedHeaders(headers, req, ip, peerTrusted);
-    forward(rt.pools, ctx, route.upstream, headers, gone, new ProxySink(chain, ctx, res, gone));
-  } catch (err) {
-    answerError(err, ctx, res, gone);
+    forwardedHeaders(headers, this.req, ctx.request.client_ip, this.peerTrusted);
+    forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone));
+  }
+
+  /** The response is done or the client left: log phase, access log, counters. */
+  closed(): void {
+    const { ctx, res } = this;
+    if (!res.writableFinished) this.gone.abort();
+    const status = res.writableFinished ? res.statusCode : 499;
+    runLogPhase(ctx);
+    accessLog(ctx.route.id, this.method, this.path, status, ctx.upstreamOrigin, performance.now() - this.started, ctx.vars.request_id as string | undefined);
+    this.rt.onRequestDone?.(status);
   }
 }
 
