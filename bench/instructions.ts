@@ -16,11 +16,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayYaml, scenarios } from './configs.ts';
+import { freePort, spawnHelper } from './procs.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -29,14 +29,6 @@ const N = Number(process.env.N ?? 10_000);
 const CONC = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** `n` GET /bench over CONC keep-alive connections; throws on any non-200. */
 async function requests(port: number, n: number): Promise<void> {
@@ -83,9 +75,7 @@ async function count(name: string, dir: string, port: number, args: string[], en
 async function main(): Promise<void> {
   try { execFileSync('valgrind', ['--version'], { stdio: 'ignore' }); } catch { throw new Error('valgrind is not installed (apt-get install valgrind)'); }
   const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-instr-'));
-  const upstream = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'upstream.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(upstream);
-  const upPort = await new Promise<number>((r) => upstream.stdout!.once('data', (d) => { upstream.stdout!.resume(); r(Number(String(d).trim())); }));
+  const { port: upPort } = await spawnHelper('upstream.ts', {}, children);
   const [barePort, gwPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const file = path.join(dir, 'gateway.yaml');
   await writeFile(file, gatewayYaml(gwPort, adminPort, scenarios.plain(upPort)));

@@ -10,12 +10,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayYaml, scenarios } from './configs.ts';
 import { haveWrk, load, type LoadResult } from './load.ts';
+import { freePort, spawnHelper } from './procs.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -27,24 +27,6 @@ const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SOAK = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const children = new Set<ChildProcess>();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** Starts a bench helper that prints its port on its first line. */
-function spawnHelper(file: string, env: Record<string, string>): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, file)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(proc);
-  return new Promise((resolve, reject) => {
-    proc.stdout!.once('data', (d) => { proc.stdout!.resume(); resolve({ proc, port: Number(String(d).trim()) }); });
-    proc.once('exit', (c) => reject(new Error(`${file} exited ${c}`)));
-  });
-}
 
 interface Turnpike { proc: ChildProcess; port: number; admin: number; file: string; stop(): Promise<void> }
 
@@ -148,9 +130,9 @@ const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n
 
 async function main(): Promise<void> {
   await rm(TMP, { recursive: true, force: true });
-  const { port: up } = await spawnHelper('upstream.ts', {});
-  const { port: bare } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'dispatch' });
-  const { port: bareRequest } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' });
+  const { port: up } = await spawnHelper('upstream.ts', {}, children);
+  const { port: bare } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'dispatch' }, children);
+  const { port: bareRequest } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' }, children);
   process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario\n`);
 
   // The throughput scenarios run interleaved, ROUNDS times each, and the median

@@ -126,7 +126,7 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-/** One request from its route on: phases, then a reply or the upstream; a class, not closures. */
+/** One request from its route on: phases, then a reply or the upstream. Its state lives in this one object, not in closures. */
 class InFlight {
   readonly gone = new ClientGone();
   /** As received, for the access log: plugins may rewrite ctx.request's. */
