@@ -63,22 +63,11 @@ function now(): string {
   return lastIso;
 }
 
-/** Characters JSON must escape (and lone surrogates, which it writes as \u escapes). */
+/** Characters JSON must escape, and surrogates (JSON.stringify decides which ones are lone). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-/** `s` as a JSON string; most paths need no escaping, and JSON.stringify is a call into C++. */
+/** `s` as a JSON string; most need no escaping, and JSON.stringify is a call into C++. */
 function quote(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
-}
-
-/** Route ids and upstream origins come from the config: quoted once each, not per request. */
-const quotedNames = new Map<string, string>();
-function quoteName(s: string): string {
-  let q = quotedNames.get(s);
-  if (q === undefined) {
-    if (quotedNames.size >= 10_000) quotedNames.clear();
-    quotedNames.set(s, (q = quote(s)));
-  }
-  return q;
 }
 
 /** Milliseconds with three decimals, without Number#toFixed (a C++ runtime call). */
@@ -95,7 +84,7 @@ function millis(ms: number): string {
  * `method` comes from Node's HTTP parser, which accepts only token characters.
  */
 export function accessLog(route: string, method: string, path: string, status: number, upstream: string, latencyMs: number, requestId: string | undefined): void {
-  write(`{"time":"${now()}","level":"info","msg":"access","route":${quoteName(route)},"method":"${method}","path":${quote(path)},"status":${status},"upstream":${quoteName(upstream)},"latency_ms":${millis(latencyMs)}${requestId ? `,"request_id":${quote(requestId)}` : ''}}`);
+  write(`{"time":"${now()}","level":"info","msg":"access","route":${quote(route)},"method":"${method}","path":${quote(path)},"status":${status},"upstream":${quote(upstream)},"latency_ms":${millis(latencyMs)}${requestId ? `,"request_id":${quote(requestId)}` : ''}}`);
 }
 
 function safeStringify(v: unknown): string {

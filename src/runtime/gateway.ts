@@ -204,8 +204,6 @@ export class Gateway {
   }
 }
 
-/** Lets requests waiting on the event loop run between stages of a reload. */
-
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
