@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Entry point: loads the TypeScript sources through tsx (user plugins may be .ts too).
-import { register } from 'tsx/esm/api';
-
-register();
-// tsx turns source maps on; Node then scans every generated function (ajv's and the
-// router's, at each reload) for a source-map comment. Reloads matter more here.
-process.setSourceMapsEnabled(false);
+// Entry point. Turnpike's TypeScript runs through Node's own type stripping
+// (Node 24+), so an older Node must stop here, before it meets a .ts import.
+const NEEDED = 24;
+const major = Number(process.versions.node.split('.')[0]);
+if (major < NEEDED) {
+  process.stderr.write(`turnpike: Node ${process.versions.node} found, Node ${NEEDED} or later needed: run it as \`npx turnpike …\` or \`npm start\` after \`npm ci\` (they use the bundled Node 24), or install Node ${NEEDED}\n`);
+  process.exit(2);
+}
 const { main } = await import('../src/cli.ts');
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
+process.exitCode = await main(process.argv.slice(2));

@@ -16,7 +16,9 @@ export interface Balancer {
 class RoundRobin implements Balancer {
   private current: number[];
   private total: number;
-  constructor(private nodes: readonly UpstreamNode[]) {
+  private nodes: readonly UpstreamNode[];
+  constructor(nodes: readonly UpstreamNode[]) {
+    this.nodes = nodes;
     this.current = nodes.map(() => 0);
     this.total = nodes.reduce((s, n) => s + n.weight, 0);
   }
@@ -39,7 +41,10 @@ class RoundRobin implements Balancer {
 
 class LeastConn implements Balancer {
   private active = new Map<UpstreamNode, number>();
-  constructor(private nodes: readonly UpstreamNode[]) {}
+  private nodes: readonly UpstreamNode[];
+  constructor(nodes: readonly UpstreamNode[]) {
+    this.nodes = nodes;
+  }
   pick(_key: string | undefined, exclude?: ReadonlySet<UpstreamNode>): UpstreamNode | undefined {
     let best: UpstreamNode | undefined;
     let bestScore = Infinity;

@@ -76,7 +76,13 @@ export class RequestCtx implements Ctx {
   plugin = '';
   private logger?: PluginLogger;
 
-  constructor(readonly snapshot: Snapshot, readonly entry: RouteEntry, readonly raw: IncomingMessage, request: RequestData) {
+  readonly snapshot: Snapshot;
+  readonly entry: RouteEntry;
+  readonly raw: IncomingMessage;
+  constructor(snapshot: Snapshot, entry: RouteEntry, raw: IncomingMessage, request: RequestData) {
+    this.snapshot = snapshot;
+    this.entry = entry;
+    this.raw = raw;
     this.request = request;
     this.route = entry;
     this.chain = entry.chain;

@@ -29,8 +29,10 @@ export interface GatewayOptions {
 
 /** Thrown by `start` when the config is not valid: carries every issue. */
 export class ConfigRejected extends Error {
-  constructor(readonly issues: ConfigIssue[]) {
+  readonly issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[]) {
     super(`config rejected:\n${issues.map(formatIssue).join('\n')}`);
+    this.issues = issues;
   }
 }
 
@@ -53,7 +55,9 @@ export class Gateway {
   private upgraded = new Set<import('node:stream').Duplex>();
   private watcher?: Watcher;
 
-  private constructor(readonly opts: GatewayOptions) {
+  readonly opts: GatewayOptions;
+  private constructor(opts: GatewayOptions) {
+    this.opts = opts;
     const rt = {
       snapshot: () => this.current,
       pools: this.pools,

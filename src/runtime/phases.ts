@@ -10,8 +10,12 @@ import { log } from '../log.ts';
 
 /** A plugin failed; carries its name for the log. */
 export class PluginFailure extends Error {
-  constructor(readonly plugin: string, readonly error: unknown) {
+  readonly plugin: string;
+  readonly error: unknown;
+  constructor(plugin: string, error: unknown) {
     super(`plugin ${plugin} failed: ${(error as Error)?.message ?? String(error)}`);
+    this.plugin = plugin;
+    this.error = error;
   }
   get status(): number { return this.error instanceof GatewayError ? this.error.status : 500; }
 }

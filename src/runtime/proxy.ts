@@ -163,19 +163,30 @@ function upstreamError(err: unknown, node: UpstreamNode, up: UpstreamEntry): Gat
 class Exchange {
   tried: Set<UpstreamNode> | undefined;
   attempt = 0;
-  constructor(
-    readonly pools: UpstreamPools,
-    readonly ctx: RequestCtx,
-    readonly up: UpstreamEntry,
-    readonly headers: Record<string, string | string[]>,
-    readonly gone: ClientSignal,
-    readonly sink: ResponseSink,
-    readonly path: string,
-    readonly method: Dispatcher.HttpMethod,
-    readonly body: Buffer | IncomingMessage | null,
-    readonly mayRetry: boolean,
-    readonly key: string | undefined,
-  ) {}
+  readonly pools: UpstreamPools;
+  readonly ctx: RequestCtx;
+  readonly up: UpstreamEntry;
+  readonly headers: Record<string, string | string[]>;
+  readonly gone: ClientSignal;
+  readonly sink: ResponseSink;
+  readonly path: string;
+  readonly method: Dispatcher.HttpMethod;
+  readonly body: Buffer | IncomingMessage | null;
+  readonly mayRetry: boolean;
+  readonly key: string | undefined;
+  constructor(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, path: string, method: Dispatcher.HttpMethod, body: Buffer | IncomingMessage | null, mayRetry: boolean, key: string | undefined) {
+    this.pools = pools;
+    this.ctx = ctx;
+    this.up = up;
+    this.headers = headers;
+    this.gone = gone;
+    this.sink = sink;
+    this.path = path;
+    this.method = method;
+    this.body = body;
+    this.mayRetry = mayRetry;
+    this.key = key;
+  }
 
   start(): void {
     const { up, pools, ctx, headers } = this;
@@ -215,7 +226,12 @@ class Attempt implements Dispatcher.DispatchHandler {
   held: Buffer[] | undefined;
   endedWhileHeld = false;
 
-  constructor(readonly x: Exchange, readonly node: UpstreamNode) {}
+  readonly x: Exchange;
+  readonly node: UpstreamNode;
+  constructor(x: Exchange, node: UpstreamNode) {
+    this.x = x;
+    this.node = node;
+  }
 
   cancel(): void {
     this.controller?.abort(new Error('client went away'));

@@ -132,7 +132,19 @@ class InFlight {
   /** As received, for the access log: plugins may rewrite ctx.request's. */
   readonly method: string;
   readonly path: string;
-  constructor(readonly rt: Runtime, readonly ctx: RequestCtx, readonly req: IncomingMessage, readonly res: ServerResponse, readonly peerTrusted: boolean, readonly started: number) {
+  readonly rt: Runtime;
+  readonly ctx: RequestCtx;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly peerTrusted: boolean;
+  readonly started: number;
+  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, peerTrusted: boolean, started: number) {
+    this.rt = rt;
+    this.ctx = ctx;
+    this.req = req;
+    this.res = res;
+    this.peerTrusted = peerTrusted;
+    this.started = started;
     this.method = ctx.request.method;
     this.path = ctx.request.path;
   }
@@ -202,7 +214,16 @@ function answerError(err: unknown, ctx: RequestCtx, res: ServerResponse, gone: C
  * plugin replaced it. A class: one per request, no closures.
  */
 class ProxySink implements ResponseSink {
-  constructor(readonly chain: Chain, readonly ctx: RequestCtx, readonly res: ServerResponse, readonly gone: ClientGone) {}
+  readonly chain: Chain;
+  readonly ctx: RequestCtx;
+  readonly res: ServerResponse;
+  readonly gone: ClientGone;
+  constructor(chain: Chain, ctx: RequestCtx, res: ServerResponse, gone: ClientGone) {
+    this.chain = chain;
+    this.ctx = ctx;
+    this.res = res;
+    this.gone = gone;
+  }
 
   head(status: number, h: OutgoingHttpHeaders, node: UpstreamNode): BodyMode | Promise<BodyMode> {
     const { ctx, chain, res } = this;

@@ -38,14 +38,19 @@ function settingsKey(s: ServerlessSettings): string {
 
 /** What one plugin instance runs in one phase, fixed at load. */
 class Program implements FunctionProgram {
-  constructor(
-    readonly wire: WireProgram,
-    readonly label: string,
-    readonly withBody: boolean,
-    /** header_filter, body_filter and log see the response. */
-    readonly seesResponse: boolean,
-    readonly pool: () => WorkerPool,
-  ) {}
+  readonly wire: WireProgram;
+  readonly label: string;
+  readonly withBody: boolean;
+  /** header_filter, body_filter and log see the response. */
+  readonly seesResponse: boolean;
+  readonly pool: () => WorkerPool;
+  constructor(wire: WireProgram, label: string, withBody: boolean, seesResponse: boolean, pool: () => WorkerPool) {
+    this.wire = wire;
+    this.label = label;
+    this.withBody = withBody;
+    this.seesResponse = seesResponse;
+    this.pool = pool;
+  }
 }
 
 /** One call in the pool, from submit to its answer. */
@@ -55,20 +60,28 @@ class Job {
   full = false;
   /** The port of the worker running this call, while it is PENDING there. */
   late: LatePort | undefined;
-  constructor(
-    readonly seq: number,
-    readonly program: Program,
-    readonly ctx: Ctx,
-    readonly deadline: number,
-    readonly resolve: (r: HandlerResult) => void,
-    readonly reject: (e: Error) => void,
-  ) {}
+  readonly seq: number;
+  readonly program: Program;
+  readonly ctx: Ctx;
+  readonly deadline: number;
+  readonly resolve: (r: HandlerResult) => void;
+  readonly reject: (e: Error) => void;
+  constructor(seq: number, program: Program, ctx: Ctx, deadline: number, resolve: (r: HandlerResult) => void, reject: (e: Error) => void) {
+    this.seq = seq;
+    this.program = program;
+    this.ctx = ctx;
+    this.deadline = deadline;
+    this.resolve = resolve;
+    this.reject = reject;
+  }
 }
 
 /** A worker's port for calls that outlive their batch; it keeps the process up only while such calls wait. */
 class LatePort {
   private jobs = new Set<Job>();
-  constructor(readonly port: MessagePort) {
+  readonly port: MessagePort;
+  constructor(port: MessagePort) {
+    this.port = port;
     port.unref();
   }
   add(j: Job): void {
@@ -105,7 +118,9 @@ class WorkerPool {
   private readonly capacity: number;
   private readonly flushNow = () => this.flush();
 
-  constructor(readonly settings: ServerlessSettings, channel: string) {
+  readonly settings: ServerlessSettings;
+  constructor(settings: ServerlessSettings, channel: string) {
+    this.settings = settings;
     const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS, channel, maxResultBytes: settings.maxResultBytes, tinypool: TINYPOOL_MAIN };
     this.beat = new Float64Array(shared.heartbeat, 0, SLOTS);
     this.owner = new Int32Array(shared.heartbeat, SLOTS * 8, SLOTS);
@@ -122,7 +137,7 @@ class WorkerPool {
       // freeze the timers and I/O of calls that outlived their batch.
       useAtomics: false,
       env: {},
-      execArgv: ['--experimental-permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings', '--import', PRELOAD],
+      execArgv: ['--permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings', '--import', PRELOAD],
       resourceLimits: { maxOldGenerationSizeMb: settings.maxHeapMb },
       workerData: shared,
     });
