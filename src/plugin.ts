@@ -88,6 +88,37 @@ export interface FunctionProgram {
   readonly label: string;
 }
 
+/**
+ * A named table of keyed cells that every worker of this host shares exactly
+ * (rate limits, connection counts, health). Each key holds `slots` numbers;
+ * `cells[0]` is the key's expiry (ms since the epoch, 0 = never): a key past
+ * it reads as all zeros, and its place may be taken by another key.
+ */
+export interface SharedTable {
+  readonly name: string;
+  readonly slots: number;
+  readonly capacity: number;
+  /**
+   * Runs `fn` on `key`'s cells while no other worker can touch them and
+   * returns its result. `fn` must be short and synchronous; what it writes
+   * into `cells` is the key's new state. Answers undefined, without calling
+   * `fn`, when the table is full of live keys (callers decide: refuse or allow).
+   */
+  update<T>(key: string, fn: (cells: Float64Array, now: number) => T): T | undefined;
+  /** A copy of `key`'s cells, or undefined when absent or expired. */
+  read(key: string): Float64Array | undefined;
+}
+
+/** State shared by every worker of this host, reached by plugins only through `api.shared`. */
+export interface SharedState {
+  /**
+   * The table `name` (the same name is the same table in every worker and
+   * across reloads). `slots` counts cells[0] (the expiry): at least 2. A
+   * second call with other sizes gets the first sizes.
+   */
+  table(name: string, opts?: { slots?: number; capacity?: number }): SharedTable;
+}
+
 /** What `init` is given when a config is compiled. */
 export interface PluginApi {
   /** `route "orders"`, `service "s"`, `global rule "g"`, `consumer "alice"`. */
@@ -95,6 +126,8 @@ export interface PluginApi {
   /** Same as `where` but as an id fragment safe for keys. */
   readonly scope: string;
   readonly functions: FunctionHost;
+  /** Counters and windows every worker of the host shares. */
+  readonly shared: SharedState;
 }
 
 /** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import schema from '../../schemas/gateway.schema.json' with { type: 'json' };
 import { formatIssue, type ConfigIssue, type ErrorCode } from '../errors.ts';
-import type { Consumer, FunctionHost, PluginDef } from '../plugin.ts';
+import type { Consumer, FunctionHost, PluginDef, SharedState } from '../plugin.ts';
+import { LocalSharedState } from '../shared/local.ts';
 import { Router, type RouteSpec } from '../router.ts';
 import type { RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { buildChain, canReply, type Instance } from './chain.ts';
@@ -36,6 +37,8 @@ export interface LoadOptions {
   parse?: (text: string) => Promise<{ data: unknown } | undefined>;
   /** The snapshot in force: unchanged upstreams are taken from it, balancer state and all. */
   previous?: Snapshot;
+  /** State shared by the host's workers (plugins reach it as `api.shared`); a per-load local one when absent. */
+  shared?: SharedState;
 }
 
 export type LoadResult =
@@ -215,6 +218,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
     maxHeapMb: sl.max_heap_mb, maxResultBytes: sl.max_result_bytes, allowFsRead: Object.freeze([...sl.allow_fs_read]),
   } : SERVERLESS_DEFAULTS);
   const functions = opts.functions(serverless);
+  const shared = opts.shared ?? new LocalSharedState();
 
   const initPlace = async (place: (typeof places)[number]): Promise<Map<string, Instance> | undefined> => {
     if (!place.map) return undefined;
@@ -223,7 +227,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
       const def = plugins.get(name) as PluginDef;
       if (place.consumer && def.consumerSchema) continue; // credentials, not a chain member
       try {
-        const state = def.init ? await def.init(conf, { where: place.where, scope: place.scope, functions }) : conf;
+        const state = def.init ? await def.init(conf, { where: place.where, scope: place.scope, functions, shared }) : conf;
         out.set(name, { def, state: deepFreeze(state) });
       } catch (err) {
         for (const line of String((err as Error).message ?? err).split('\n')) add('GW_ERR_CONFIG_PLUGIN', [...place.at, name], `plugin ${name}: ${line}`, true);

@@ -9,6 +9,7 @@ import { hashText, loadConfigText, readConfigText, yieldToEventLoop, type LoadRe
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
+import { LocalSharedState } from '../shared/local.ts';
 import type { Snapshot } from '../snapshot.ts';
 import { adminHandler } from './admin.ts';
 import { Metrics } from './metrics.ts';
@@ -45,6 +46,8 @@ export class Gateway {
   /** Parses reloaded files off the request thread. */
   private parser = new ParseThread();
   readonly metrics = new Metrics();
+  /** Outlives reloads: rate-limit counters carry over. */
+  readonly shared = new LocalSharedState();
   readonly server: http.Server;
   admin?: http.Server;
   private current!: Snapshot;
@@ -116,7 +119,7 @@ export class Gateway {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
     const parse = this.current ? (t: string) => this.parser.parse(t) : undefined;
-    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current });
+    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared });
   }
 
   /** Reads the file, then loads it; both failures come back as issues. */
