@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Entry point. Turnpike's TypeScript runs through Node's own type stripping
-// (Node 24+), so an older Node must stop here, before it meets a .ts import.
-const NEEDED = 24;
-const major = Number(process.versions.node.split('.')[0]);
-if (major < NEEDED) {
-  process.stderr.write(`turnpike: Node ${process.versions.node} found, Node ${NEEDED} or later needed: run it as \`npx turnpike …\` or \`npm start\` after \`npm ci\` (they use the bundled Node 24), or install Node ${NEEDED}\n`);
+// Entry point. In a checkout, Turnpike's TypeScript runs through Node's own
+// type stripping; an installed package runs the JavaScript built by
+// `npm run build` (Node does not strip types under node_modules). An older
+// Node must stop here, before it meets either.
+import { existsSync } from 'node:fs';
+import { tooOld } from './node-version.js';
+
+const problem = tooOld(process.versions.node);
+if (problem) {
+  process.stderr.write(problem + '\n');
   process.exit(2);
 }
-const { main } = await import('../src/cli.ts');
+const source = new URL('../src/cli.ts', import.meta.url);
+const { main } = await import(existsSync(source) ? source.href : '../dist/src/cli.js');
 process.exitCode = await main(process.argv.slice(2));

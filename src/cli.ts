@@ -1,34 +1,115 @@
 /**
- * `turnpike start [-c FILE]` and `turnpike validate FILE...`.
- * Exit codes: 0 ok, 1 invalid config, 2 usage.
+ * The `turnpike` command line. Each command declares its options once (for
+ * node:util parseArgs) with its usage text. Exit codes: 0 ok, 1 invalid
+ * config, 2 usage.
  */
 import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatIssues, loadConfigFile } from './config/load.ts';
 import { flushLogs, log } from './log.ts';
 import { FunctionPools } from './serverless/pool.ts';
 import { ConfigRejected, Gateway } from './runtime/gateway.ts';
+import { VERSION } from './version.ts';
 
-const USAGE = `usage:
-  turnpike start [--config|-c FILE] [--no-watch]
-                                        serve FILE (default: $TURNPIKE_CONFIG or ./gateway.yaml), reloading it
-                                        when it changes (unless --no-watch) and on SIGHUP
-  turnpike validate FILE...             check files as a reload would; exit 1 if any is invalid`;
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
 
-/** Runs the CLI; resolves with the exit code (start resolves only on failure to start). */
-export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (cmd === 'validate') return validate(rest);
-  if (cmd === 'start') return start(rest);
-  if (cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(USAGE + '\n'); return 0; }
-  process.stderr.write(`${cmd ? `unknown command "${cmd}"` : 'no command given'}\n${USAGE}\n`);
+interface Command {
+  /** One line per form, as shown in the general usage. */
+  usage: string;
+  /** What the command does, shown by `turnpike <command> --help`. */
+  help: string;
+  options: Options;
+  /** Whether positional arguments are taken. */
+  positionals: boolean;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    usage: 'turnpike start [--config|-c FILE] [--no-watch]',
+    help: `Serve FILE (default: $TURNPIKE_CONFIG or ./gateway.yaml), reloading it when it
+changes (unless --no-watch) and on SIGHUP. SIGTERM/SIGINT drain and exit 0.
+An invalid FILE is never served: its errors are printed and the exit code is 1.
+
+  -c, --config FILE   the gateway.yaml to serve
+      --no-watch      reload on SIGHUP only`,
+    options: { config: { type: 'string', short: 'c' }, 'no-watch': { type: 'boolean' } },
+    positionals: false,
+    run: (v) => start(v),
+  },
+  validate: {
+    usage: 'turnpike validate FILE...',
+    help: `Check each FILE exactly as a reload would; print every error with
+file:line:column. Exit 1 if any FILE is invalid.`,
+    options: {},
+    positionals: true,
+    run: (_v, files) => validate(files),
+  },
+};
+
+const GENERAL = `usage:
+${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}
+  turnpike --version
+  turnpike [COMMAND] --help
+
+Exit codes: 0 ok, 1 invalid config, 2 usage.`;
+
+function usageError(message: string, cmd?: string): number {
+  process.stderr.write(`${message}\n${cmd ? `usage: ${COMMANDS[cmd].usage}\n(turnpike ${cmd} --help for more)` : GENERAL}\n`);
   return 2;
 }
 
-async function validate(files: string[]): Promise<number> {
-  if (files.length === 0 || files.some((f) => f.startsWith('-'))) {
-    process.stderr.write(`validate needs one or more files\n${USAGE}\n`);
-    return 2;
+/** parseArgs' messages, in the CLI's words: the option and what is wrong with it. */
+function explain(err: Error & { code?: string }): string {
+  // The quoted part is "-c, --config <value>" or "--port": name the long form.
+  const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+  const opt = /--[\w-]+/.exec(quoted)?.[0] ?? quoted.split(/[ ,=]/)[0];
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option "${opt}"`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && /argument missing/.test(err.message)) return `option "${opt}" needs a value`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `option "${opt}" takes no value`;
+  if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument: ${err.message.replace(/^.*?'(.*?)'.*$/s, '"$1"')}`;
+  return err.message;
+}
+
+/** Runs the CLI; resolves with the exit code (start resolves only on failure to start). */
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--version' || first === '-v' || first === 'version') {
+    process.stdout.write(`turnpike ${VERSION} (node ${process.version})\n`);
+    return 0;
   }
+  if (first === undefined) return usageError('no command given');
+  if (first === '--help' || first === '-h' || first === 'help') {
+    const topic = rest[0] && COMMANDS[rest[0]] ? rest[0] : undefined;
+    process.stdout.write((topic ? commandHelp(topic) : GENERAL) + '\n');
+    return 0;
+  }
+  const cmd = COMMANDS[first];
+  if (!cmd) return usageError(`unknown command "${first}"`);
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: rest, strict: true, allowPositionals: cmd.positionals,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+    }) as { values: Values; positionals: string[] };
+  } catch (err) {
+    return usageError(explain(err as Error & { code?: string }), first);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(commandHelp(first) + '\n');
+    return 0;
+  }
+  return cmd.run(parsed.values, parsed.positionals);
+}
+
+function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  return `usage: ${c.usage}\n\n${c.help}\n  -h, --help          this text`;
+}
+
+async function validate(files: string[]): Promise<number> {
+  if (files.length === 0) return usageError('validate needs one or more files', 'validate');
   const functions = new FunctionPools();
   let bad = 0;
   try {
@@ -46,19 +127,12 @@ async function validate(files: string[]): Promise<number> {
   return bad ? 1 : 0;
 }
 
-async function start(args: string[]): Promise<number> {
-  let config = process.env.TURNPIKE_CONFIG || 'gateway.yaml';
-  let watch = true;
-  for (let i = 0; i < args.length; i++) {
-    if ((args[i] === '-c' || args[i] === '--config') && args[i + 1]) config = args[++i];
-    else if (args[i] === '--no-watch') watch = false;
-    else if (args[i].startsWith('--config=')) config = args[i].slice(9);
-    else { process.stderr.write(`unknown option "${args[i]}"\n${USAGE}\n`); return 2; }
-  }
+async function start(values: Values): Promise<number> {
+  const config = (values.config as string | undefined) || process.env.TURNPIKE_CONFIG || 'gateway.yaml';
   const file = path.resolve(config);
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config: file, watch });
+    gw = await Gateway.start({ config: file, watch: values['no-watch'] !== true });
   } catch (err) {
     if (err instanceof ConfigRejected) {
       process.stderr.write(`${formatIssues(err.issues)}\nturnpike: ${path.relative(process.cwd(), file) || file} is not valid; not starting\n`);

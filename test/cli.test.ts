@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually, request } from './helpers/harness.ts';
+import { tooOld } from '../bin/node-version.js';
 
 const BIN = fileURLToPath(new URL('../bin/turnpike.js', import.meta.url));
 
@@ -20,6 +21,23 @@ function run(args: string[], cwd: string): Promise<{ code: number | null; stdout
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+describe('Node version check (bin/node-version.js, plain JS for any Node)', () => {
+  const cases = [
+    { desc: 'Node 20 is refused with one line', version: '20.20.2', want: /^turnpike: Node 20\.20\.2 found, Node 24 or later needed: run it as `npx turnpike …` or `npm start` after `npm ci` \(they use the bundled Node 24\), or install Node 24$/ },
+    { desc: 'Node 22 is refused', version: '22.12.0', want: /Node 22\.12\.0 found/ },
+    { desc: 'Node 24 runs', version: '24.21.0', want: undefined },
+    { desc: 'Node 26 runs', version: '26.0.0', want: undefined },
+    { desc: 'garbage is refused', version: 'x', want: /Node x found/ },
+  ];
+  for (const c of cases) {
+    it(c.desc, () => {
+      const got = tooOld(c.version);
+      if (c.want) assert.match(got ?? '', c.want);
+      else assert.equal(got, undefined);
+    });
+  }
+});
 
 describe('turnpike CLI', () => {
   let dir: string;
@@ -38,7 +56,16 @@ describe('turnpike CLI', () => {
     { desc: 'validate: no file is a usage error', args: ['validate'], want: { code: 2, stderr: /^validate needs one or more files/ } },
     { desc: 'unknown command', args: ['serve'], want: { code: 2, stderr: /^unknown command "serve"/ } },
     { desc: 'start: invalid file does not serve', args: ['start', '-c', 'bad.yaml'], want: { code: 1, stderr: /bad\.yaml:6:10: routes\[1\]\.uri: must be of type string\nturnpike: bad\.yaml is not valid; not starting/ } },
-    { desc: 'start: unknown option', args: ['start', '--port', '1'], want: { code: 2, stderr: /^unknown option "--port"/ } },
+    { desc: 'start: unknown option', args: ['start', '--port', '1'], want: { code: 2, stderr: /^unknown option "--port"\nusage: turnpike start/ } },
+    { desc: 'start: -c with no value', args: ['start', '-c'], want: { code: 2, stderr: /^option "--config" needs a value\n/ } },
+    { desc: 'start: --no-watch takes no value', args: ['start', '--no-watch=yes'], want: { code: 2, stderr: /^option "--no-watch" takes no value\n/ } },
+    { desc: 'start: a stray argument', args: ['start', 'gateway.yaml'], want: { code: 2, stderr: /^unexpected argument: "gateway\.yaml"\n/ } },
+    { desc: 'no command', args: [], want: { code: 2, stderr: /^no command given\nusage:\n  turnpike start/ } },
+    { desc: '--version', args: ['--version'], want: { code: 0, stdout: /^turnpike \d+\.\d+\.\d+ \(node v24\.\d+\.\d+\)\n$/ } },
+    { desc: '--help', args: ['--help'], want: { code: 0, stdout: /^usage:\n  turnpike start .*\n  turnpike validate FILE\.\.\.\n/ } },
+    { desc: 'start --help', args: ['start', '--help'], want: { code: 0, stdout: /^usage: turnpike start \[--config\|-c FILE\] \[--no-watch\]\n\nServe FILE/ } },
+    { desc: 'validate -h (even with files)', args: ['validate', '-h', 'bad.yaml'], want: { code: 0, stdout: /^usage: turnpike validate FILE\.\.\.\n\nCheck each FILE/ } },
+    { desc: 'help validate', args: ['help', 'validate'], want: { code: 0, stdout: /^usage: turnpike validate FILE/ } },
   ];
   for (const c of cases) {
     it(c.desc, async () => {

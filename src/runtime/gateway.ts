@@ -11,6 +11,7 @@ import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import { LocalSharedState } from '../shared/local.ts';
 import type { Snapshot } from '../snapshot.ts';
+import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Metrics } from './metrics.ts';
 import { UpstreamPools } from './proxy.ts';
@@ -180,6 +181,8 @@ export class Gateway {
   /** What the admin /status endpoint shows. */
   status(): Record<string, unknown> {
     return {
+      turnpike: VERSION,
+      node: process.version,
       config: this.current.file,
       hash: this.current.hash,
       loaded_at: new Date(this.loadedAt).toISOString(),
