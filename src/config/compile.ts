@@ -1,0 +1,187 @@
+/**
+ * Compile, the last stage of a load: a checked document to a frozen snapshot
+ * (upstreams, plugin instances, chains, router). Issues found only now (a
+ * plugin's init, a shared credential, a route with nowhere to go) are added.
+ */
+import path from 'node:path';
+import { availableParallelism } from 'node:os';
+import type { Consumer, FunctionHost, PluginApi, PluginDef, SharedState } from '../plugin.ts';
+import { Router, type RouteSpec } from '../router.ts';
+import type { RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
+import { LocalSharedState } from '../shared/local.ts';
+import { buildChain, canReply, type Instance } from './chain.ts';
+import type { Checked, Place } from './check.ts';
+import type { IssueList } from './issues.ts';
+import type { GatewayDoc, UpstreamDoc } from './model.ts';
+import { compileUpstreamCached, parseListen, trustMatcher } from './upstream.ts';
+
+/**
+ * Half the cores, at least one: the main thread and the kernel's network work
+ * need the rest. On 2 cores one worker measured 0.81-0.90 of the no-plugin
+ * throughput against 0.70-0.78 for two (`npm run bench`, 2026-11-21).
+ */
+export const DEFAULT_THREADS = Math.max(1, Math.floor(availableParallelism() / 2));
+
+const SERVERLESS_DEFAULTS: ServerlessSettings = {
+  enabled: true, threads: DEFAULT_THREADS, concurrency: 64, timeoutMs: 1000, maxQueue: 1024, maxHeapMb: 128, maxResultBytes: 4 << 20, allowFsRead: [],
+};
+
+export interface CompileOptions {
+  /** The function pool, as configured by the file being loaded (checking functions at load needs it). */
+  functions: (settings: ServerlessSettings) => FunctionHost;
+  pause: () => void | Promise<void>;
+  /** The snapshot in force: unchanged upstreams are taken from it, balancer state and all. */
+  previous?: Snapshot;
+  shared?: SharedState;
+}
+
+type Layer = Map<string, Instance> | undefined;
+
+/** The snapshot, or undefined with the reasons added to `issues`. */
+export async function compileConfig(checked: Checked, file: string, hash: string, issues: IssueList, opts: CompileOptions): Promise<Snapshot | undefined> {
+  const { doc } = checked;
+  const serverless = serverlessSettings(doc);
+  const layers = await initPlugins(checked, issues, { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState() });
+  if (issues.size) return undefined;
+  const upstreamCache = new Map<string, UpstreamEntry>();
+  const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);
+  const consumers = indexConsumers(checked, layers, issues);
+  const routes = await compileRoutes(doc, layers, consumers.layers, upstreamOf, issues, opts.pause);
+  if (issues.size) return undefined;
+
+  let router: Router;
+  try {
+    router = await Router.build(routes.specs, opts.pause);
+  } catch (err) {
+    issues.add('GW_ERR_CONFIG_SCHEMA', ['routes'], `routes cannot be compiled: ${(err as Error).message}`);
+    return undefined;
+  }
+  const functionIds: string[] = [];
+  for (const l of layers.values()) for (const inst of l?.values() ?? []) {
+    const ids = (inst.state as { functionIds?: readonly string[] } | null)?.functionIds;
+    if (ids) functionIds.push(...ids);
+  }
+  const origins = new Set<string>();
+  for (const r of routes.entries) for (const n of r.upstream?.nodes ?? []) origins.add(n.origin);
+  return Object.freeze({
+    file: path.resolve(file),
+    hash,
+    listen: parseListen(doc.listen, '0.0.0.0'),
+    admin: doc.admin?.enabled === false ? null : parseListen(doc.admin?.listen ?? '127.0.0.1:9180', '127.0.0.1'),
+    trustedProxies: trustMatcher(doc.trusted_proxies),
+    serverless,
+    router,
+    routes: Object.freeze(routes.entries),
+    consumers: consumers.index,
+    origins,
+    functionIds: Object.freeze(functionIds),
+    upstreamCache,
+  });
+}
+
+function serverlessSettings(doc: GatewayDoc): ServerlessSettings {
+  const sl = doc.serverless;
+  return Object.freeze(sl ? {
+    enabled: sl.enabled, threads: sl.threads ?? DEFAULT_THREADS, concurrency: sl.concurrency, timeoutMs: sl.timeout_ms, maxQueue: sl.max_queue,
+    maxHeapMb: sl.max_heap_mb, maxResultBytes: sl.max_result_bytes, allowFsRead: Object.freeze([...sl.allow_fs_read]),
+  } : SERVERLESS_DEFAULTS);
+}
+
+/** Every plugin instance's state (init may check functions in a worker), per place scope. */
+async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi): Promise<Map<string, Layer>> {
+  const initPlace = async (place: Place): Promise<Layer> => {
+    if (!place.map) return undefined;
+    const out = new Map<string, Instance>();
+    for (const [name, conf] of Object.entries(place.map)) {
+      const def = checked.plugins.get(name) as PluginDef;
+      if (place.consumer && def.consumerSchema) continue; // credentials, not a chain member
+      try {
+        const state = def.init ? await def.init(conf, { ...api, where: place.where, scope: place.scope }) : conf;
+        out.set(name, { def, state: deepFreeze(state) });
+      } catch (err) {
+        for (const line of String((err as Error).message ?? err).split('\n')) issues.add('GW_ERR_CONFIG_PLUGIN', [...place.at, name], `plugin ${name}: ${line}`, true);
+      }
+    }
+    return out;
+  };
+  const layers = new Map<string, Layer>();
+  for (const place of checked.places) layers.set(place.scope, await initPlace(place));
+  return layers;
+}
+
+interface ConsumerLayer { consumer: Consumer; layer: Layer }
+
+/** Consumers by credential, per auth plugin; a credential two consumers share is an issue. */
+function indexConsumers(checked: Checked, layers: Map<string, Layer>, issues: IssueList): { index: Map<string, Map<string, Consumer>>; layers: ConsumerLayer[] } {
+  const index = new Map<string, Map<string, Consumer>>();
+  const withPlugins: ConsumerLayer[] = [];
+  checked.doc.consumers?.forEach((c, i) => {
+    const consumer = Object.freeze({ username: String(c.username) });
+    for (const [name, conf] of Object.entries(c.plugins ?? {})) {
+      const def = checked.plugins.get(name) as PluginDef;
+      if (!def.consumerKey) continue;
+      const key = def.consumerKey(conf);
+      let idx = index.get(name);
+      if (!idx) index.set(name, (idx = new Map()));
+      if (idx.has(key)) issues.add('GW_ERR_CONFIG_REF', ['consumers', i, 'plugins', name], `plugin ${name}: the same credential is already used by consumer "${idx.get(key)!.username}"`, true);
+      idx.set(key, consumer);
+    }
+    const l = layers.get(`consumer:${c.username}`);
+    if (l && l.size) withPlugins.push({ consumer, layer: l });
+  });
+  return { index, layers: withPlugins };
+}
+
+/** Each route's upstream and merged chains (one per consumer where it authenticates), and its router spec. */
+async function compileRoutes(
+  doc: GatewayDoc, layers: Map<string, Layer>, consumerLayers: ConsumerLayer[],
+  upstreamOf: (id: string, u: UpstreamDoc) => UpstreamEntry, issues: IssueList, pause: () => void | Promise<void>,
+): Promise<{ entries: RouteEntry[]; specs: RouteSpec[] }> {
+  const upstreams = new Map<string, UpstreamEntry>();
+  doc.upstreams?.forEach((u) => upstreams.set(String(u.id), upstreamOf(String(u.id), u)));
+  const inline = (owner: string, u: UpstreamDoc) => upstreamOf(u.id !== undefined ? String(u.id) : owner, u);
+  const globals = new Map<string, Instance>();
+  for (const g of doc.global_rules ?? []) for (const [k, v] of layers.get(`global:${g.id}`) ?? []) globals.set(k, v);
+  const services = new Map((doc.services ?? []).map((s) => [String(s.id), s]));
+  const entries: RouteEntry[] = [];
+  const specs: RouteSpec[] = [];
+  const routeDocs = doc.routes ?? [];
+  for (let i = 0; i < routeDocs.length; i++) {
+    if (i % 100 === 99) await pause();
+    const r = routeDocs[i];
+    const svc = r.service_id !== undefined ? services.get(String(r.service_id)) : undefined;
+    const svcLayer = svc ? layers.get(`service:${svc.id}`) : undefined;
+    const routeLayer = layers.get(`route:${r.id}`);
+    const own = [globals, svcLayer, routeLayer];
+    const upstream = r.upstream ? inline(`route:${r.id}`, r.upstream)
+      : r.upstream_id !== undefined ? upstreams.get(String(r.upstream_id))
+      : svc?.upstream ? inline(`service:${svc.id}`, svc.upstream)
+      : svc?.upstream_id !== undefined ? upstreams.get(String(svc.upstream_id)) : undefined;
+    if (!upstream && !canReply(own)) {
+      issues.add('GW_ERR_CONFIG_REF', ['routes', i], `route "${r.id}" has no upstream (upstream, upstream_id, or a service with one) and no plugin that answers requests itself (mocking, a serverless function)`);
+      continue;
+    }
+    const hasAuth = [...new Set([...globals.values(), ...(svcLayer?.values() ?? []), ...(routeLayer?.values() ?? [])])].some((inst) => inst.def.consumerKey);
+    let consumerChains: Map<string, ReturnType<typeof buildChain>> | undefined;
+    if (hasAuth && consumerLayers.length) {
+      consumerChains = new Map();
+      for (const c of consumerLayers) consumerChains.set(c.consumer.username, buildChain([globals, svcLayer, c.layer, routeLayer]));
+    }
+    const uris = r.uris ?? [r.uri as string];
+    const entry: RouteEntry = Object.freeze({
+      id: String(r.id), uri: uris[0], serviceId: svc ? String(svc.id) : undefined, upstream,
+      websocket: r.enable_websocket, chain: buildChain(own), consumerChains,
+    });
+    entries.push(entry);
+    specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
+  }
+  return { entries, specs };
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v) && !(v instanceof RegExp) && !ArrayBuffer.isView(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}
