@@ -128,6 +128,12 @@ export interface PluginApi {
   readonly functions: FunctionHost;
   /** Counters and windows every worker of the host shares. */
   readonly shared: SharedState;
+  /**
+   * The same object for every instance compiled in one config load, and a new
+   * one for the next load: a WeakMap key for rules across instances (limit-count's
+   * `group` must be configured alike everywhere it is used).
+   */
+  readonly load: object;
 }
 
 /** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */

@@ -41,7 +41,7 @@ type Layer = Map<string, Instance> | undefined;
 export async function compileConfig(checked: Checked, file: string, hash: string, issues: IssueList, opts: CompileOptions): Promise<Snapshot | undefined> {
   const { doc } = checked;
   const serverless = serverlessSettings(doc);
-  const layers = await initPlugins(checked, issues, { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState() });
+  const layers = await initPlugins(checked, issues, { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {} });
   if (issues.size) return undefined;
   const upstreamCache = new Map<string, UpstreamEntry>();
   const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);

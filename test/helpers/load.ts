@@ -1,0 +1,15 @@
+/** Loading a config text without starting a gateway: the messages a rejected file gets. */
+import { after } from 'node:test';
+import { formatIssue } from '../../src/errors.ts';
+import { loadConfigText } from '../../src/config/load.ts';
+import { FunctionPools } from '../../src/serverless/pool.ts';
+
+// Threads start only if a config has functions; closed when the importing file ends.
+const pools = new FunctionPools();
+after(() => pools.close());
+
+/** Loads `yaml` as gateway.yaml; [] when it is valid, else each issue as `gateway.yaml:L:C: path: message`. */
+export async function loadIssues(yaml: string, env: Record<string, string> = {}): Promise<string[]> {
+  const res = await loadConfigText(yaml, 'gateway.yaml', { env, functions: (s) => pools.host(s) });
+  return res.ok ? [] : res.issues.map(formatIssue);
+}
