@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { eventually, fixture, request, startGateway, startUpstream, type Res, type TestGateway, type Upstream } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { Redis } from 'ioredis';
 import { closeRedisStores } from '../../plugins/limit/redis.ts';
 
 interface Step { path?: string; headers?: Record<string, string>; want: { status: number; headers?: Record<string, string | undefined>; body?: string } }
@@ -249,5 +250,47 @@ describe('limit-count, policy redis', () => {
       redis.resume();
     }
     await eventually(async () => (await request(a.port, '/closed')).status === 200, 10_000, 100);
+  });
+});
+
+describe('limit-count, policy redis-cluster', () => {
+  let redis: TestRedis;
+  let up: Upstream;
+  let a: TestGateway;
+  let b: TestGateway;
+  before(async () => {
+    // A one-node Redis Cluster holding every slot: the cluster protocol (CLUSTER SLOTS, MOVED) for real.
+    redis = await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1']);
+    const admin = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
+    await admin.connect();
+    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    await eventually(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), 10_000, 50);
+    admin.disconnect();
+    up = await startUpstream();
+    const node = `upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`;
+    const cluster = `policy: redis-cluster, redis_cluster_name: test, redis_cluster_nodes: ["127.0.0.1:${redis.port}"], redis_timeout: 300`;
+    const yaml = `routes:
+  - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 2, time_window: 100, ${cluster} } } }
+  - { id: open, uri: /open, ${node}, plugins: { limit-count: { count: 100, time_window: 100, allow_degradation: true, ${cluster} } } }
+`;
+    a = await startGateway(yaml);
+    closeRedisStores();
+    b = await startGateway(yaml);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    closeRedisStores();
+    await up?.close();
+    await redis?.close();
+  });
+
+  it('two gateways on one cluster share one limit; cluster down: 500, or through with allow_degradation', async () => {
+    for (const [gw, status] of [[a, 200], [b, 200], [a, 503]] as const) assert.equal((await request(gw.port, '/shared')).status, status);
+    await redis.stop();
+    const res = await request(b.port, '/shared');
+    assert.equal(res.status, 500);
+    assert.equal(res.body, '{"error_msg":"failed to limit count"}');
+    assert.equal((await request(b.port, '/open')).status, 200);
   });
 });
