@@ -71,6 +71,7 @@ const CAPACITY = 100_000;
 /** Cells: [expiry, connections]. Returns connections with this one, or -1 when over conn + burst. */
 function enter(max: number) {
   return (c: Float64Array, now: number): number => {
+    if (c[0] !== 0 && c[0] <= now) c[1] = 0;
     if (c[1] + 1 > max) return -1;
     c[1] += 1;
     c[0] = now + HOLD_MS;
@@ -79,7 +80,7 @@ function enter(max: number) {
 }
 
 function leave(c: Float64Array, now: number): void {
-  c[1] = Math.max(c[1] - 1, 0);
+  c[1] = c[0] !== 0 && c[0] <= now ? 0 : Math.max(c[1] - 1, 0);
   // An idle key expires at once, so its place in the table can go to another.
   c[0] = c[1] === 0 ? now : now + HOLD_MS;
 }
