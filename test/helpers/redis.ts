@@ -9,7 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { refusedPort } from './harness.ts';
+import { after, before } from 'node:test';
+import { closeRedisStores } from '../../plugins/limit/redis.ts';
+import { refusedPort, startGateway, startUpstream, type TestGateway, type Upstream } from './harness.ts';
 
 export interface TestRedis {
   port: number;
@@ -67,4 +69,32 @@ export async function startRedis(args: string[] = []): Promise<TestRedis> {
     resume: () => { proc?.kill('SIGCONT'); },
     async close() { proc?.kill('SIGCONT'); await stop(); await rm(dir, { recursive: true, force: true }); },
   };
+}
+
+export interface TwoGateways { redis: TestRedis; up: Upstream; a: TestGateway; b: TestGateway }
+
+/**
+ * Registers before/after hooks for one Redis, one echo upstream and two gateways
+ * on `yaml(redisPort, upstreamPort)`, each with its own Redis clients, as two
+ * hosts would be. `prepare` runs on the fresh Redis first (cluster slots, say).
+ */
+export function twoGateways(yaml: (redisPort: number, upstreamPort: number) => string, opts: { args?: string[]; prepare?: (r: TestRedis) => Promise<void> } = {}): TwoGateways {
+  const f = {} as TwoGateways;
+  before(async () => {
+    f.redis = await startRedis(opts.args);
+    await opts.prepare?.(f.redis);
+    f.up = await startUpstream();
+    const text = yaml(f.redis.port, f.up.port);
+    f.a = await startGateway(text);
+    closeRedisStores();
+    f.b = await startGateway(text);
+  });
+  after(async () => {
+    await f.a?.close();
+    await f.b?.close();
+    closeRedisStores();
+    await f.up?.close();
+    await f.redis?.close();
+  });
+  return f;
 }

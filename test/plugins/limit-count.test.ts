@@ -1,10 +1,9 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, fixture, request, startGateway, startUpstream, type Res, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { eventually, fixture, request, startGateway, type Res, type TestGateway, type Upstream } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
-import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { twoGateways } from '../helpers/redis.ts';
 import { Redis } from 'ioredis';
-import { closeRedisStores } from '../../plugins/limit/redis.ts';
 
 interface Step { path?: string; headers?: Record<string, string>; want: { status: number; headers?: Record<string, string | undefined>; body?: string } }
 
@@ -179,35 +178,18 @@ describe('limit-count config errors', () => {
 });
 
 describe('limit-count, policy redis', () => {
-  let redis: TestRedis;
-  let up: Upstream;
-  let a: TestGateway;
-  let b: TestGateway;
-  before(async () => {
-    redis = await startRedis();
-    up = await startUpstream();
-    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redis.port}, redis_timeout: 300`;
-    const node = `upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    const yaml = `routes:
+  const f = twoGateways((redisPort, upPort) => {
+    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 300`;
+    const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
+    return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 3, time_window: 100, ${redisConf} } } }
   - { id: closed, uri: /closed, ${node}, plugins: { limit-count: { count: 1000, time_window: 100, ${redisConf} } } }
   - { id: open, uri: /open, ${node}, plugins: { limit-count: { count: 1000, time_window: 100, allow_degradation: true, ${redisConf} } } }
 `;
-    // Two gateways with their own clients on one Redis: as two hosts would be.
-    a = await startGateway(yaml);
-    closeRedisStores();
-    b = await startGateway(yaml);
-  });
-  after(async () => {
-    await a?.close();
-    await b?.close();
-    closeRedisStores();
-    await up?.close();
-    await redis?.close();
   });
 
   it('two gateways on one Redis share one limit', async () => {
-    const seq: [TestGateway, number, string | undefined][] = [[a, 200, '2'], [b, 200, '1'], [a, 200, '0'], [b, 503, '0'], [a, 503, '0']];
+    const seq: [TestGateway, number, string | undefined][] = [[f.a, 200, '2'], [f.b, 200, '1'], [f.a, 200, '0'], [f.b, 503, '0'], [f.a, 503, '0']];
     for (const [gw, status, remaining] of seq) {
       const res = await request(gw.port, '/shared');
       assert.equal(res.status, status);
@@ -218,13 +200,13 @@ describe('limit-count, policy redis', () => {
   });
 
   it('Redis down: 500 without allow_degradation, through with it; then back without a restart', async () => {
-    assert.equal((await request(a.port, '/closed')).status, 200);
-    await redis.stop();
+    assert.equal((await request(f.a.port, '/closed')).status, 200);
+    await f.redis.stop();
     const down: [string, number, string][] = [
       ['/closed', 500, '{"error_msg":"failed to limit count"}'],
       ['/open', 200, ''],
     ];
-    for (const gw of [a, b]) {
+    for (const gw of [f.a, f.b]) {
       for (const [path, status, body] of down) {
         const res = await request(gw.port, path);
         assert.equal(res.status, status, `${path}: ${res.body}`);
@@ -232,65 +214,53 @@ describe('limit-count, policy redis', () => {
         else assert.equal(res.headers['x-ratelimit-limit'], undefined, 'no quota headers when degraded');
       }
     }
-    await redis.start();
-    for (const gw of [a, b]) {
+    await f.redis.start();
+    for (const gw of [f.a, f.b]) {
       await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
     }
-    const res = await request(a.port, '/open');
+    const res = await request(f.a.port, '/open');
     assert.equal(res.status, 200);
     assert.equal(res.headers['x-ratelimit-limit'], '1000');
   });
 
   it('Redis frozen: redis_timeout bounds the wait (500, or through with allow_degradation)', async () => {
-    redis.pause();
+    f.redis.pause();
     try {
-      assert.equal((await request(a.port, '/closed')).status, 500);
-      assert.equal((await request(a.port, '/open')).status, 200);
+      assert.equal((await request(f.a.port, '/closed')).status, 500);
+      assert.equal((await request(f.a.port, '/open')).status, 200);
     } finally {
-      redis.resume();
+      f.redis.resume();
     }
-    await eventually(async () => (await request(a.port, '/closed')).status === 200, 10_000, 100);
+    await eventually(async () => (await request(f.a.port, '/closed')).status === 200, 10_000, 100);
   });
 });
 
 describe('limit-count, policy redis-cluster', () => {
-  let redis: TestRedis;
-  let up: Upstream;
-  let a: TestGateway;
-  let b: TestGateway;
-  before(async () => {
-    // A one-node Redis Cluster holding every slot: the cluster protocol (CLUSTER SLOTS, MOVED) for real.
-    redis = await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1']);
-    const admin = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
-    await admin.connect();
-    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    await eventually(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), 10_000, 50);
-    admin.disconnect();
-    up = await startUpstream();
-    const node = `upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    const cluster = `policy: redis-cluster, redis_cluster_name: test, redis_cluster_nodes: ["127.0.0.1:${redis.port}"], redis_timeout: 300`;
-    const yaml = `routes:
+  // A one-node Redis Cluster holding every slot: the cluster protocol (CLUSTER SLOTS, MOVED) for real.
+  const f = twoGateways((redisPort, upPort) => {
+    const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
+    const cluster = `policy: redis-cluster, redis_cluster_name: test, redis_cluster_nodes: ["127.0.0.1:${redisPort}"], redis_timeout: 300`;
+    return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 2, time_window: 100, ${cluster} } } }
   - { id: open, uri: /open, ${node}, plugins: { limit-count: { count: 100, time_window: 100, allow_degradation: true, ${cluster} } } }
 `;
-    a = await startGateway(yaml);
-    closeRedisStores();
-    b = await startGateway(yaml);
-  });
-  after(async () => {
-    await a?.close();
-    await b?.close();
-    closeRedisStores();
-    await up?.close();
-    await redis?.close();
+  }, {
+    args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'],
+    async prepare(redis) {
+      const admin = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
+      await admin.connect();
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      await eventually(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), 10_000, 50);
+      admin.disconnect();
+    },
   });
 
   it('two gateways on one cluster share one limit; cluster down: 500, or through with allow_degradation', async () => {
-    for (const [gw, status] of [[a, 200], [b, 200], [a, 503]] as const) assert.equal((await request(gw.port, '/shared')).status, status);
-    await redis.stop();
-    const res = await request(b.port, '/shared');
+    for (const [gw, status] of [[f.a, 200], [f.b, 200], [f.a, 503]] as const) assert.equal((await request(gw.port, '/shared')).status, status);
+    await f.redis.stop();
+    const res = await request(f.b.port, '/shared');
     assert.equal(res.status, 500);
     assert.equal(res.body, '{"error_msg":"failed to limit count"}');
-    assert.equal((await request(b.port, '/open')).status, 200);
+    assert.equal((await request(f.b.port, '/open')).status, 200);
   });
 });

@@ -1,9 +1,8 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, fixture, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { eventually, fixture, request } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
-import { startRedis, type TestRedis } from '../helpers/redis.ts';
-import { closeRedisStores } from '../../plugins/limit/redis.ts';
+import { twoGateways } from '../helpers/redis.ts';
 
 interface Step { headers?: Record<string, string>; want: { status: number; body?: string } }
 
@@ -102,47 +101,31 @@ describe('limit-req config errors', () => {
 });
 
 describe('limit-req, policy redis', () => {
-  let redis: TestRedis;
-  let up: Upstream;
-  let a: TestGateway;
-  let b: TestGateway;
-  before(async () => {
-    redis = await startRedis();
-    up = await startUpstream();
-    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redis.port}, redis_timeout: 300`;
-    const node = `upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`;
-    const yaml = `routes:
+  const f = twoGateways((redisPort, upPort) => {
+    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 300`;
+    const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
+    return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-req: { rate: 0.1, burst: 1, nodelay: true, key: remote_addr, ${redisConf} } } }
   - { id: closed, uri: /closed, ${node}, plugins: { limit-req: { rate: 1000, burst: 1000, key: remote_addr, ${redisConf} } } }
   - { id: open, uri: /open, ${node}, plugins: { limit-req: { rate: 1000, burst: 1000, key: remote_addr, allow_degradation: true, ${redisConf} } } }
 `;
-    a = await startGateway(yaml);
-    closeRedisStores();
-    b = await startGateway(yaml);
-  });
-  after(async () => {
-    await a?.close();
-    await b?.close();
-    closeRedisStores();
-    await up?.close();
-    await redis?.close();
   });
 
   it('two gateways on one Redis share one bucket', async () => {
-    for (const [gw, status] of [[a, 200], [b, 200], [a, 503], [b, 503]] as const) {
+    for (const [gw, status] of [[f.a, 200], [f.b, 200], [f.a, 503], [f.b, 503]] as const) {
       assert.equal((await request(gw.port, '/shared')).status, status);
     }
   });
 
   it('Redis down: 500 without allow_degradation, through with it; then back without a restart', async () => {
-    await redis.stop();
-    for (const gw of [a, b]) {
+    await f.redis.stop();
+    for (const gw of [f.a, f.b]) {
       const closed = await request(gw.port, '/closed');
       assert.equal(closed.status, 500);
       assert.equal(closed.body, '{"error_msg":"failed to limit req"}');
       assert.equal((await request(gw.port, '/open')).status, 200);
     }
-    await redis.start();
-    for (const gw of [a, b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
+    await f.redis.start();
+    for (const gw of [f.a, f.b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
   });
 });
