@@ -179,7 +179,7 @@ describe('limit-count config errors', () => {
 
 describe('limit-count, policy redis', () => {
   const f = twoGateways((redisPort, upPort) => {
-    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 300`;
+    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 2000`;
     const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
     return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 3, time_window: 100, ${redisConf} } } }
@@ -223,7 +223,7 @@ describe('limit-count, policy redis', () => {
     assert.equal(res.headers['x-ratelimit-limit'], '1000');
   });
 
-  it('Redis frozen: redis_timeout bounds the wait (500, or through with allow_degradation)', async () => {
+  it('Redis frozen: redis_timeout (2 s) bounds the wait (500, or through with allow_degradation)', async () => {
     f.redis.pause();
     try {
       assert.equal((await request(f.a.port, '/closed')).status, 500);
@@ -239,7 +239,7 @@ describe('limit-count, policy redis-cluster', () => {
   // A one-node Redis Cluster holding every slot: the cluster protocol (CLUSTER SLOTS, MOVED) for real.
   const f = twoGateways((redisPort, upPort) => {
     const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
-    const cluster = `policy: redis-cluster, redis_cluster_name: test, redis_cluster_nodes: ["127.0.0.1:${redisPort}"], redis_timeout: 300`;
+    const cluster = `policy: redis-cluster, redis_cluster_name: test, redis_cluster_nodes: ["127.0.0.1:${redisPort}"], redis_timeout: 2000`;
     return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 2, time_window: 100, ${cluster} } } }
   - { id: open, uri: /open, ${node}, plugins: { limit-count: { count: 100, time_window: 100, allow_degradation: true, ${cluster} } } }

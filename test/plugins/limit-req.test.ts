@@ -102,7 +102,7 @@ describe('limit-req config errors', () => {
 
 describe('limit-req, policy redis', () => {
   const f = twoGateways((redisPort, upPort) => {
-    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 300`;
+    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 2000`;
     const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
     return `routes:
   - { id: shared, uri: /shared, ${node}, plugins: { limit-req: { rate: 0.1, burst: 1, nodelay: true, key: remote_addr, ${redisConf} } } }
