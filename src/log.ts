@@ -82,9 +82,10 @@ function millis(ms: number): string {
  * The access entry, written once per request. Kept flat and cheap: built as
  * one string, no object and no JSON.stringify unless the path needs escaping.
  * `method` comes from Node's HTTP parser, which accepts only token characters.
+ * `client` is the client address as the request's plugins left it (real-ip).
  */
-export function accessLog(route: string, method: string, path: string, status: number, upstream: string, latencyMs: number, requestId: string | undefined): void {
-  write(`{"time":"${now()}","level":"info","msg":"access","route":${quote(route)},"method":"${method}","path":${quote(path)},"status":${status},"upstream":${quote(upstream)},"latency_ms":${millis(latencyMs)}${requestId ? `,"request_id":${quote(requestId)}` : ''}}`);
+export function accessLog(route: string, method: string, path: string, status: number, upstream: string, latencyMs: number, requestId: string | undefined, client?: string): void {
+  write(`{"time":"${now()}","level":"info","msg":"access","route":${quote(route)},"method":"${method}","path":${quote(path)},"status":${status},"upstream":${quote(upstream)},"latency_ms":${millis(latencyMs)}${requestId ? `,"request_id":${quote(requestId)}` : ''}${client ? `,"client":${quote(client)}` : ''}}`);
 }
 
 function safeStringify(v: unknown): string {

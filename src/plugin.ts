@@ -3,6 +3,7 @@
  * Plugins import this file and nothing else of the gateway.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 
 export const PHASES = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -21,7 +22,12 @@ export interface RequestView {
   /** Parsed on first read; once read, it is what the upstream receives. */
   query: Record<string, string | string[]>;
   headers: IncomingHttpHeaders;
+  /** The query string as received (`?a=b`, or ''), whatever plugins do to `query`. */
+  readonly search: string;
+  /** The client's address: the peer, or read through `trusted_proxies`; real-ip may change it (ctx.setClientAddress). */
   readonly client_ip: string;
+  /** `https` when the connection is TLS, or when a trusted proxy says so in X-Forwarded-Proto; `http` otherwise. */
+  readonly scheme: 'http' | 'https';
   /** Present when a plugin on the route asked for the body. */
   body?: Buffer;
 }
@@ -57,6 +63,19 @@ export interface Ctx {
   readonly log: PluginLogger;
   /** For auth plugins: the consumer whose credentials for `plugin` equal `key`. */
   findConsumer(plugin: string, key: string): Consumer | undefined;
+  /**
+   * Makes `ip` the client address every later step sees (plugins, X-Real-IP,
+   * the access log). False, and nothing changes, when `ip` is not an IPv4 or
+   * IPv6 address.
+   */
+  setClientAddress(ip: string): boolean;
+  /**
+   * Caps this request's body at `bytes` (0: no cap of its own). A body that
+   * grows past it while streaming upstream ends the request with 413; the
+   * return value is that 413 reply when the declared Content-Length (or a body
+   * already read) is over the cap now: return it to end the chain.
+   */
+  limitRequestBody(bytes: number): Reply | undefined;
 }
 
 export type HandlerResult = Reply | undefined | void;
@@ -189,4 +208,36 @@ export function applyHeaderOps(ops: HeaderOps, headers: Record<string, string | 
     const prev = headers[k];
     headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
   }
+}
+
+/** A list of addresses and CIDRs (IPv4 and IPv6), compiled once into a node:net BlockList. */
+export interface IpMatcher {
+  /** Whether `ip` is in the list; undefined when `ip` is not an address at all (callers fail closed). */
+  match(ip: string): boolean | undefined;
+}
+
+/**
+ * Compiles addresses and CIDRs at load; throws naming the first entry that is
+ * neither. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`, how a dual-stack
+ * listener reports IPv4 peers) match as their IPv4 form.
+ */
+export function compileIpMatcher(list: readonly string[]): IpMatcher {
+  const blocks = new BlockList();
+  for (const entry of list) {
+    const slash = entry.indexOf('/');
+    const addr = slash < 0 ? entry : entry.slice(0, slash);
+    const family = isIP(addr);
+    const bits = slash < 0 ? '' : entry.slice(slash + 1);
+    if (family === 0 || (slash >= 0 && (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 6 ? 128 : 32)))) throw new Error(`invalid ip address: ${entry}`);
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (slash < 0) blocks.addAddress(addr, type);
+    else blocks.addSubnet(addr, Number(bits), type);
+  }
+  return {
+    match(ip) {
+      const plain = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+      const family = isIP(plain);
+      return family === 0 ? undefined : blocks.check(plain, family === 6 ? 'ipv6' : 'ipv4');
+    },
+  };
 }

@@ -26,6 +26,8 @@ function ctx(headers: Record<string, string | string[]> = {}, vars: Record<strin
     route: { id: 'r', uri: '/p' },
     log: { info() {}, warn() {}, error() {} },
     findConsumer: () => undefined,
+    setClientAddress: () => false,
+    limitRequestBody: () => undefined,
   };
   return c as Ctx;
 }

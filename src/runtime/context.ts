@@ -1,7 +1,10 @@
 /** The per-request context handed to plugins. */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { GatewayError, publicBody } from '../errors.ts';
 import { log } from '../log.ts';
-import type { Consumer, Ctx, PluginLogger, RequestView, ResponseView } from '../plugin.ts';
+import type { Consumer, Ctx, PluginLogger, Reply, RequestView, ResponseView } from '../plugin.ts';
 import type { Chain, RouteEntry, Snapshot } from '../snapshot.ts';
 
 function parseQuery(search: string): Record<string, string | string[]> {
@@ -19,18 +22,35 @@ export class RequestData implements RequestView {
   method: string;
   path: string;
   headers: IncomingHttpHeaders;
-  readonly client_ip: string;
   body?: Buffer;
   /** Raw `?a=b` of the incoming URL, used as is unless `query` was touched. */
   readonly search: string;
   private parsedQuery: Record<string, string | string[]> | undefined;
+  private clientIp: string;
+  private derivedScheme: 'http' | 'https' | undefined;
+  /** The connection and the gateway's trust, for `scheme` (set by RequestCtx; read only if a plugin asks). */
+  raw: IncomingMessage | undefined;
+  trusted: ((ip: string) => boolean) | undefined;
 
   constructor(method: string, path: string, search: string, headers: IncomingHttpHeaders, clientIp: string) {
     this.method = method;
     this.path = path;
     this.search = search;
     this.headers = headers;
-    this.client_ip = clientIp;
+    this.clientIp = clientIp;
+  }
+
+  get client_ip(): string { return this.clientIp; }
+
+  /** See Ctx.setClientAddress. */
+  setClientIp(ip: string): boolean {
+    if (isIP(ip) === 0) return false;
+    this.clientIp = ip;
+    return true;
+  }
+
+  get scheme(): 'http' | 'https' {
+    return (this.derivedScheme ??= schemeOf(this.raw, this.trusted));
   }
 
   get query(): Record<string, string | string[]> {
@@ -74,6 +94,8 @@ export class RequestCtx implements Ctx {
   chain: Chain;
   /** The plugin currently running: tags its log lines. */
   plugin = '';
+  /** Bytes of request body this request may stream upstream (0: no cap of its own); see limitRequestBody. */
+  bodyLimit = 0;
   private logger?: PluginLogger;
 
   readonly snapshot: Snapshot;
@@ -84,6 +106,8 @@ export class RequestCtx implements Ctx {
     this.entry = entry;
     this.raw = raw;
     this.request = request;
+    request.raw = raw;
+    request.trusted = snapshot.trustedProxies;
     this.route = entry;
     this.chain = entry.chain;
     this.service = entry.serviceId === undefined ? undefined : { id: entry.serviceId };
@@ -100,6 +124,42 @@ export class RequestCtx implements Ctx {
   findConsumer(plugin: string, key: string): Consumer | undefined {
     return this.snapshot.consumers.get(plugin)?.get(key);
   }
+
+  setClientAddress(ip: string): boolean {
+    return this.request.setClientIp(ip);
+  }
+
+  limitRequestBody(bytes: number): Reply | undefined {
+    if (!(bytes > 0)) return undefined;
+    this.bodyLimit = this.bodyLimit > 0 ? Math.min(this.bodyLimit, bytes) : bytes;
+    const body = this.request.body;
+    const declared = Number(this.raw.headers['content-length']);
+    if ((body !== undefined ? body.length : declared) > this.bodyLimit) return bodyTooLargeReply(this.bodyLimit);
+    return undefined;
+  }
+}
+
+/** The error a body past its cap ends with (streamed: thrown by the proxy; declared: a reply). */
+export function bodyTooLarge(limit: number): GatewayError {
+  return new GatewayError('GW_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`);
+}
+
+function bodyTooLargeReply(limit: number): Reply {
+  return { status: 413, headers: { 'content-type': 'application/json' }, body: publicBody(bodyTooLarge(limit)) };
+}
+
+/** TLS, or what a trusted proxy says in X-Forwarded-Proto (as received: before any plugin's edits). */
+function schemeOf(raw: IncomingMessage | undefined, trusted: ((ip: string) => boolean) | undefined): 'http' | 'https' {
+  if (!raw || !trusted) return 'http';
+  if ((raw.socket as TLSSocket).encrypted) return 'https';
+  if (!trusted(raw.socket.remoteAddress ?? '')) return 'http';
+  const h = raw.rawHeaders;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i].toLowerCase() !== 'x-forwarded-proto') continue;
+    // A chain of proxies may list several; the first is what the client used.
+    return h[i + 1].split(',')[0].trim().toLowerCase() === 'https' ? 'https' : 'http';
+  }
+  return 'http';
 }
 
 /** `/a/b?x=1` → [`/a/b`, `?x=1`]. */

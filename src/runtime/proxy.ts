@@ -3,11 +3,12 @@
  * bodies streamed both ways, retries on another node for connection failures.
  */
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
-import type { RequestCtx } from './context.ts';
+import { bodyTooLarge, type RequestCtx } from './context.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those undici refuses to forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'expect', 'host']);
@@ -151,7 +152,18 @@ function hasBody(req: IncomingMessage): boolean {
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
+/** The client's body, counted as it streams: past `limit` bytes it fails with 413 and the upstream request is aborted. */
+async function* capped(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw bodyTooLarge(limit);
+    yield chunk as Buffer;
+  }
+}
+
 function upstreamError(err: unknown, node: UpstreamNode, up: UpstreamEntry): GatewayError {
+  if (err instanceof GatewayError) return err; // the body cap (capped), not the upstream
   const code = (err as { code?: string }).code ?? '';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new GatewayError('GW_ERR_UPSTREAM_TIMEOUT', `upstream ${node.origin} did not answer within ${up.timeout.read / 1000}s`, { cause: err });
@@ -171,10 +183,10 @@ class Exchange {
   readonly sink: ResponseSink;
   readonly path: string;
   readonly method: Dispatcher.HttpMethod;
-  readonly body: Buffer | IncomingMessage | null;
+  readonly body: Buffer | Readable | null;
   readonly mayRetry: boolean;
   readonly key: string | undefined;
-  constructor(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, path: string, method: Dispatcher.HttpMethod, body: Buffer | IncomingMessage | null, mayRetry: boolean, key: string | undefined) {
+  constructor(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, path: string, method: Dispatcher.HttpMethod, body: Buffer | Readable | null, mayRetry: boolean, key: string | undefined) {
     this.pools = pools;
     this.ctx = ctx;
     this.up = up;
@@ -349,7 +361,7 @@ export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry
   const method = ctx.request.method;
   new Exchange(
     pools, ctx, up, headers, gone, sink, ctx.request.target(), method as Dispatcher.HttpMethod,
-    buffered ?? (streamed ? req : null),
+    buffered ?? (!streamed ? null : ctx.bodyLimit > 0 ? Readable.from(capped(req, ctx.bodyLimit), { objectMode: false }) : req),
     !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent),
     // Only a consistent-hash balancer reads a key.
     up.hashOn === undefined ? undefined : hashKey(ctx, up),

@@ -32,7 +32,10 @@ class ClientGone implements ClientSignal {
 function sendError(res: ServerResponse, err: GatewayError, requestId?: string): void {
   if (res.headersSent) { res.destroy(); return; }
   const body = publicBody(err, requestId);
-  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  // The rest of a body past its cap is not read: the connection cannot carry another request.
+  if (err.code === 'GW_ERR_BODY_TOO_LARGE') headers.connection = 'close';
+  res.writeHead(err.status, headers);
   res.end(body);
 }
 
@@ -184,7 +187,7 @@ class InFlight {
     if (!res.writableFinished) this.gone.abort();
     const status = res.writableFinished ? res.statusCode : 499;
     runLogPhase(ctx);
-    accessLog(ctx.route.id, this.method, this.path, status, ctx.upstreamOrigin, performance.now() - this.started, ctx.vars.request_id as string | undefined);
+    accessLog(ctx.route.id, this.method, this.path, status, ctx.upstreamOrigin, performance.now() - this.started, ctx.vars.request_id as string | undefined, ctx.request.client_ip);
     this.rt.onRequestDone?.(status);
   }
 }
