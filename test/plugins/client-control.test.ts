@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { fixture, request, type Res } from '../helpers/harness.ts';
-import { pluginConfigErrors } from '../helpers/plugin-config.ts';
+import { pluginConfigErrors } from '../helpers/load.ts';
 
 const TOO_LARGE = { error: 'request body is larger than 64 bytes', code: 'GW_ERR_BODY_TOO_LARGE' };
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixture, request } from '../helpers/harness.ts';
-import { pluginConfigErrors } from '../helpers/plugin-config.ts';
+import { pluginConfigErrors } from '../helpers/load.ts';
 
 const A = 'https://a.example.com';
 const B = 'https://b.example.com';

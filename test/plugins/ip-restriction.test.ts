@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixture, request } from '../helpers/harness.ts';
-import { pluginConfigErrors } from '../helpers/plugin-config.ts';
+import { pluginConfigErrors } from '../helpers/load.ts';
 import { compileIpMatcher } from '../../src/plugin.ts';
 
 type Case = { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown } };

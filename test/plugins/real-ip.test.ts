@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { captureLogs, eventually, fixture, request } from '../helpers/harness.ts';
 import { flushLogs } from '../../src/log.ts';
-import { pluginConfigErrors } from '../helpers/plugin-config.ts';
+import { pluginConfigErrors } from '../helpers/load.ts';
 
 describe('real-ip', () => {
   const f = fixture((port) => {
