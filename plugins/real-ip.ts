@@ -14,7 +14,9 @@
  *
  * The address is changed only when the current client address (the peer, or
  * what `trusted_proxies` derived) is in `trusted_addresses`; a missing or
- * malformed value changes nothing. Where APISIX falls short, this plugin does
+ * malformed value changes nothing. Headers are read as the client sent them
+ * (the gateway's own trust, `trusted_proxies`, is not needed on top of
+ * `trusted_addresses`). Where APISIX falls short, this plugin does
  * better: `trusted_addresses` is required (APISIX believes any client's
  * header when it is absent, so anyone can pick the address ip-restriction
  * judges); `["0.0.0.0/0", "::/0"]` says so on purpose.
@@ -37,15 +39,13 @@ function addressOf(value: string): string {
   return colon >= 0 && colon === v.lastIndexOf(':') ? v.slice(0, colon) : v;
 }
 
-function lastOf(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[v.length - 1] : v;
-}
-
 /** The reader for `source`, or undefined when it is not a form Turnpike reads. */
 function reader(source: string): ((ctx: Ctx) => string | undefined) | undefined {
   if (source.startsWith('http_') && source.length > 5) {
     const name = source.slice(5).toLowerCase().replace(/_/g, '-');
-    return (ctx) => lastOf(ctx.request.headers[name]);
+    // As received: the gateway drops forwarding headers from peers outside
+    // trusted_proxies, but trusted_addresses is this plugin's own trust.
+    return (ctx) => ctx.request.received(name);
   }
   if (source.startsWith('arg_') && source.length > 4) {
     const name = source.slice(4);

@@ -28,6 +28,13 @@ export interface RequestView {
   readonly client_ip: string;
   /** `https` when the connection is TLS, or when a trusted proxy says so in X-Forwarded-Proto; `http` otherwise. */
   readonly scheme: 'http' | 'https';
+  /**
+   * Header `name` (lower case) as the client sent it, before the gateway
+   * dropped forwarding headers from untrusted peers or any plugin changed
+   * `headers`; repeated fields joined with ", ". For plugins that decide whom
+   * to believe themselves (real-ip's trusted_addresses).
+   */
+  received(name: string): string | undefined;
   /** Present when a plugin on the route asked for the body. */
   body?: Buffer;
 }

@@ -53,6 +53,16 @@ export class RequestData implements RequestView {
     return (this.derivedScheme ??= schemeOf(this.raw, this.trusted));
   }
 
+  received(name: string): string | undefined {
+    const h = this.raw?.rawHeaders;
+    if (!h) return typeof this.headers[name] === 'string' ? this.headers[name] as string : undefined;
+    let out: string | undefined;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i].length === name.length && h[i].toLowerCase() === name) out = out === undefined ? h[i + 1] : `${out}, ${h[i + 1]}`;
+    }
+    return out;
+  }
+
   get query(): Record<string, string | string[]> {
     return (this.parsedQuery ??= parseQuery(this.search));
   }

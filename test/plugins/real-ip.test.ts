@@ -25,12 +25,13 @@ describe('real-ip', () => {
   before(() => { logs = captureLogs(); });
   after(() => logs.restore());
 
-  const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; client: string } }[] = [
+  const cases: { desc: string; path: string; headers?: Record<string, string | string[]>; want: { status: number; client: string } }[] = [
     { desc: 'a header from a trusted peer', path: '/hdr', headers: { 'x-real-ip': '198.51.100.7' }, want: { status: 200, client: '198.51.100.7' } },
     { desc: 'no header: unchanged', path: '/hdr', want: { status: 200, client: '127.0.0.1' } },
     { desc: 'not an address: unchanged', path: '/hdr', headers: { 'x-real-ip': 'evil.example' }, want: { status: 200, client: '127.0.0.1' } },
     { desc: 'a header from a peer outside trusted_addresses is ignored', path: '/untrusted', headers: { 'x-real-ip': '10.0.0.1' }, want: { status: 200, client: '127.0.0.1' } },
     { desc: 'X-Forwarded-For: the last hop', path: '/xff', headers: { 'x-forwarded-for': '192.0.2.1, 198.51.100.2' }, want: { status: 200, client: '198.51.100.2' } },
+    { desc: 'X-Forwarded-For on several lines: the last hop of the last', path: '/xff', headers: { 'x-forwarded-for': ['192.0.2.1, 192.0.2.2', '198.51.100.3'] }, want: { status: 200, client: '198.51.100.3' } },
     { desc: 'X-Forwarded-For: a single address, with spaces', path: '/xff', headers: { 'x-forwarded-for': '  192.0.2.9 ' }, want: { status: 200, client: '192.0.2.9' } },
     { desc: 'recursive: the rightmost untrusted hop', path: '/xff-rec', headers: { 'x-forwarded-for': '192.0.2.1, 198.51.100.2, 10.0.0.3' }, want: { status: 200, client: '198.51.100.2' } },
     { desc: 'recursive: all trusted gives the first', path: '/xff-rec', headers: { 'x-forwarded-for': '10.0.0.1, 10.0.0.2' }, want: { status: 200, client: '10.0.0.1' } },
