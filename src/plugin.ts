@@ -56,6 +56,22 @@ export interface PluginLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** What the log phase knows of a finished exchange (nginx's log variables). */
+export interface RequestRecord {
+  /** When the request arrived, ms since the epoch. */
+  readonly start_time: number;
+  /** ms from arrival to the last byte sent (or the client leaving). */
+  readonly latency: number;
+  /** ms from sending the request upstream to the upstream's response head; absent without an upstream. */
+  readonly upstream_latency?: number;
+  /** `host:port` of the node that answered, if any. */
+  readonly upstream?: string;
+  /** The status sent; 499 when the client left first. */
+  readonly status: number;
+  /** Bytes written to the client for this response, head included. */
+  readonly response_size: number;
+}
+
 /** Everything a handler can see and change about one request. */
 export interface Ctx {
   readonly request: RequestView;
@@ -83,6 +99,8 @@ export interface Ctx {
    * already read) is over the cap now: return it to end the chain.
    */
   limitRequestBody(bytes: number): Reply | undefined;
+  /** Set when the log phase runs. */
+  readonly record?: RequestRecord;
 }
 
 export type HandlerResult = Reply | undefined | void;
@@ -189,6 +207,9 @@ export interface PluginDef<C = any, S = C> {
   activePhases?(conf: S): readonly Phase[];
   phases: Partial<Record<Phase, Handler<S>>>;
 }
+
+export { VERSION } from './version.ts';
+export { compileTemplate, KNOWN_REQUEST_VARIABLES, KNOWN_VARIABLES, renderTemplate, variable, type Template, type VarReader } from './vars.ts';
 
 /** Typed identity helper: a plugin module's default export. */
 export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError, publicBody } from '../errors.ts';
 import { log } from '../log.ts';
-import type { Consumer, Ctx, PluginLogger, Reply, RequestView, ResponseView } from '../plugin.ts';
+import type { Consumer, Ctx, PluginLogger, Reply, RequestRecord, RequestView, ResponseView } from '../plugin.ts';
 import type { Chain, RouteEntry, Snapshot } from '../snapshot.ts';
 
 function parseQuery(search: string): Record<string, string | string[]> {
@@ -100,6 +100,11 @@ export class RequestCtx implements Ctx {
   upstreamHost?: string;
   /** The node that answered (access log). */
   upstreamOrigin = '';
+  /** performance.now() when the request went upstream, and when the response head came back (0: not yet). */
+  upstreamSentAt = 0;
+  upstreamHeadAt = 0;
+  /** Set before the log phase runs. */
+  record?: RequestRecord;
   /** The chain in force: the route's, or its consumer's once one is known. */
   chain: Chain;
   /** The plugin currently running: tags its log lines. */

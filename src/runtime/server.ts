@@ -5,7 +5,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
-import type { Reply, ResponseView } from '../plugin.ts';
+import type { Reply, RequestRecord, ResponseView } from '../plugin.ts';
 import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
 import { clientAddress, RequestCtx, RequestData, splitUrl } from './context.ts';
 import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
@@ -150,7 +150,11 @@ class InFlight {
     this.started = started;
     this.method = ctx.request.method;
     this.path = ctx.request.path;
+    this.bytesWritten0 = req.socket.bytesWritten;
   }
+
+  /** The connection's bytes written before this response (keep-alive reuses it). */
+  readonly bytesWritten0: number;
 
   /** Runs the request phases, then answers; a promise only when something was async. */
   run(): void | Promise<void> {
@@ -178,6 +182,7 @@ class InFlight {
     if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
     const headers = stripHopByHop(ctx.request.headers);
     forwardedHeaders(headers, this.req, ctx.request.client_ip, this.peerTrusted);
+    ctx.upstreamSentAt = performance.now();
     forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone));
   }
 
@@ -186,10 +191,25 @@ class InFlight {
     const { ctx, res } = this;
     if (!res.writableFinished) this.gone.abort();
     const status = res.writableFinished ? res.statusCode : 499;
+    if (ctx.chain.log.length) ctx.record = exchangeRecord(this, status);
     runLogPhase(ctx);
     accessLog(ctx.route.id, this.method, this.path, status, ctx.upstreamOrigin, performance.now() - this.started, ctx.vars.request_id as string | undefined, ctx.request.client_ip);
     this.rt.onRequestDone?.(status);
   }
+}
+
+/** What the log phase is told of this exchange. */
+function exchangeRecord(x: InFlight, status: number): RequestRecord {
+  const { ctx, started } = x;
+  const latency = performance.now() - started;
+  return {
+    start_time: Date.now() - latency,
+    latency,
+    upstream_latency: ctx.upstreamHeadAt > 0 ? ctx.upstreamHeadAt - ctx.upstreamSentAt : undefined,
+    upstream: ctx.upstreamOrigin ? ctx.upstreamOrigin.slice(ctx.upstreamOrigin.indexOf('//') + 2) : undefined,
+    status,
+    response_size: x.req.socket.bytesWritten - x.bytesWritten0,
+  };
 }
 
 /** Answers a failure of the phases or the proxy: logged with route and plugin, a JSON body for the client. */
@@ -231,6 +251,7 @@ class ProxySink implements ResponseSink {
   head(status: number, h: OutgoingHttpHeaders, node: UpstreamNode): BodyMode | Promise<BodyMode> {
     const { ctx, chain, res } = this;
     ctx.upstreamOrigin = node.origin;
+    ctx.upstreamHeadAt = performance.now();
     const response: ResponseView = { status, headers: stripHopByHop(h) };
     ctx.response = response;
     if (chain.header_filter.length === 0 && !chain.bufferResponse) {

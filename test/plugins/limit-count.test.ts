@@ -157,6 +157,8 @@ describe('limit-count config errors', () => {
     { desc: 'unknown field', conf: route('{ count: 1, time_window: 60, rules: [] }'), want: ['gateway.yaml:6:49: routes[0].plugins.limit-count.rules: plugin limit-count: unknown field "rules"'] },
     { desc: 'unknown variable', conf: route('{ count: 1, time_window: 60, key: server_addr }'),
       want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: key "server_addr" is not a variable Turnpike knows (supported: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)'] },
+    { desc: 'a response variable cannot be a key (it is not known when the limit applies)', conf: route('{ count: 1, time_window: 60, key: status }'),
+      want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: key "status" is not a variable Turnpike knows (supported: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)'] },
     { desc: 'var_combination without a variable', conf: route('{ count: 1, time_window: 60, key_type: var_combination, key: abc }'),
       want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: key "abc" has no $variable: use key_type "constant" for a fixed key'] },
     { desc: 'redis without redis_host', conf: route('{ count: 1, time_window: 60, policy: redis }'), want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: policy "redis" needs redis_host'] },

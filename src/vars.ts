@@ -1,0 +1,108 @@
+/**
+ * Request variables by APISIX's (nginx's) names, for every plugin that takes
+ * `$var` in its config (rate-limit keys, log formats, redirect targets…):
+ * one definition. A name is compiled to a reader once, at load; an unknown
+ * name is a load error, never a silent empty string.
+ */
+import type { Ctx } from './plugin.ts';
+
+/** Reads one variable of a request; undefined when it is not set. */
+export type VarReader = (ctx: Ctx) => string | undefined;
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : typeof v === 'number' ? String(v) : undefined);
+const ms = (n: number | undefined): string | undefined => (n === undefined ? undefined : (n / 1000).toFixed(3));
+
+const NAMED: Record<string, VarReader> = {
+  remote_addr: (ctx) => ctx.request.client_ip,
+  consumer_name: (ctx) => ctx.consumer?.username,
+  route_id: (ctx) => ctx.route.id,
+  service_id: (ctx) => ctx.service?.id,
+  uri: (ctx) => ctx.request.path,
+  request_method: (ctx) => ctx.request.method,
+  host: (ctx) => str(ctx.request.headers.host)?.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase(),
+};
+
+/** Known once the response is under way (header_filter on) or done (log): meaningless for a rate-limit key or a redirect. */
+const RESPONSE: Record<string, VarReader> = {
+  status: (ctx) => str(ctx.record?.status ?? ctx.response?.status),
+  upstream_addr: (ctx) => ctx.record?.upstream,
+  request_time: (ctx) => ms(ctx.record?.latency),
+  upstream_response_time: (ctx) => ms(ctx.record?.upstream_latency),
+  bytes_sent: (ctx) => str(ctx.record?.response_size),
+  time_iso8601: (ctx) => new Date(ctx.record?.start_time ?? Date.now()).toISOString(),
+  msec: (ctx) => ((ctx.record?.start_time ?? Date.now()) / 1000).toFixed(3),
+};
+
+function cookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+const FAMILIES = 'http_<header>, arg_<name>, cookie_<name>';
+/** The names `variable` knows, for error messages. */
+export const KNOWN_VARIABLES = `${[...Object.keys(NAMED), ...Object.keys(RESPONSE)].join(', ')}, ${FAMILIES}`;
+/** The names `variable(name, true)` knows: what a request has before it is answered. */
+export const KNOWN_REQUEST_VARIABLES = `${Object.keys(NAMED).join(', ')}, ${FAMILIES}`;
+
+/**
+ * The reader of one variable (without its `$`), or undefined when Turnpike
+ * does not know it; with `requestOnly`, also undefined for the variables of
+ * the response (status, upstream_addr, request_time…).
+ */
+export function variable(name: string, requestOnly = false): VarReader | undefined {
+  if (Object.hasOwn(NAMED, name)) return NAMED[name];
+  if (Object.hasOwn(RESPONSE, name)) return requestOnly ? undefined : RESPONSE[name];
+  let m = /^http_([a-z0-9_]+)$/i.exec(name);
+  if (m) {
+    const header = m[1].toLowerCase().replace(/_/g, '-');
+    return (ctx) => str(ctx.request.headers[header]);
+  }
+  m = /^arg_(.+)$/.exec(name);
+  if (m) {
+    const arg = m[1];
+    return (ctx) => str(ctx.request.query[arg]);
+  }
+  m = /^cookie_(.+)$/.exec(name);
+  if (m) {
+    const c = m[1];
+    return (ctx) => cookie(str(ctx.request.headers.cookie), c);
+  }
+  return undefined;
+}
+
+const TOKEN = /\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)/g;
+
+/** A text with `$var` / `${var}` parts, compiled: literal strings and readers in order. */
+export type Template = readonly (string | VarReader)[];
+
+/** Compiles a text with `$var` and `${var}`; throws naming the first unknown variable. */
+export function compileTemplate(text: string, requestOnly = false): Template {
+  const parts: (string | VarReader)[] = [];
+  let last = 0;
+  for (const m of text.matchAll(TOKEN)) {
+    const name = m[1] ?? m[2];
+    const read = variable(name, requestOnly);
+    if (!read) throw new Error(`"$${name}" is not a variable Turnpike knows (known: ${requestOnly ? KNOWN_REQUEST_VARIABLES : KNOWN_VARIABLES})`);
+    if (m.index > last) parts.push(text.slice(last, m.index));
+    parts.push(read);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+/** A template's text for one request (unset variables read as ''); `resolved` counts the set ones. */
+export function renderTemplate(t: Template, ctx: Ctx): { text: string; resolved: number } {
+  let text = '';
+  let resolved = 0;
+  for (const p of t) {
+    if (typeof p === 'string') { text += p; continue; }
+    const v = p(ctx);
+    if (v) { text += v; resolved++; }
+  }
+  return { text, resolved };
+}
