@@ -76,14 +76,15 @@ export interface TwoGateways { redis: TestRedis; up: Upstream; a: TestGateway; b
 /**
  * Registers before/after hooks for one Redis, one echo upstream and two gateways
  * on `yaml(redisPort, upstreamPort)`, each with its own Redis clients, as two
- * hosts would be. `prepare` runs on the fresh Redis first (cluster slots, say).
+ * hosts would be. `prepare` runs on the fresh Redis first (cluster slots, say);
+ * `handler` answers for the upstream as in startUpstream.
  */
-export function twoGateways(yaml: (redisPort: number, upstreamPort: number) => string, opts: { args?: string[]; prepare?: (r: TestRedis) => Promise<void> } = {}): TwoGateways {
+export function twoGateways(yaml: (redisPort: number, upstreamPort: number) => string, opts: { args?: string[]; prepare?: (r: TestRedis) => Promise<void>; handler?: Parameters<typeof startUpstream>[0] } = {}): TwoGateways {
   const f = {} as TwoGateways;
   before(async () => {
     f.redis = await startRedis(opts.args);
     await opts.prepare?.(f.redis);
-    f.up = await startUpstream();
+    f.up = await startUpstream(opts.handler);
     const text = yaml(f.redis.port, f.up.port);
     f.a = await startGateway(text);
     closeRedisStores();

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import http, { type ServerResponse } from 'node:http';
 import { eventually, fixture, refusedPort, request, type Res } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
+import { twoGateways } from '../helpers/redis.ts';
 
 /** Responses the upstream holds until the test lets them go: requests in flight, on demand. */
 const held: ServerResponse[] = [];
@@ -150,7 +151,8 @@ describe('limit-conn config errors', () => {
     { desc: 'conn zero', conf: route('{ conn: 0, burst: 0, default_conn_delay: 0.1, key: remote_addr }'), want: [`gateway.yaml:6:27: ${at}.conn: plugin limit-conn: must be > 0`] },
     { desc: 'burst not an integer', conf: route('{ conn: 1, burst: 0.5, default_conn_delay: 0.1, key: remote_addr }'), want: [`gateway.yaml:6:37: ${at}.burst: plugin limit-conn: must be of type integer`] },
     { desc: 'default_conn_delay zero', conf: route('{ conn: 1, burst: 0, default_conn_delay: 0, key: remote_addr }'), want: [`gateway.yaml:6:60: ${at}.default_conn_delay: plugin limit-conn: must be > 0`] },
-    { desc: 'policy redis: not supported yet', conf: route(`{ ${base}, policy: redis, redis_host: 127.0.0.1 }`), want: [`gateway.yaml:6:7: ${at}: plugin limit-conn: policy "redis" is not supported yet for limit-conn (use "local")`] },
+    { desc: 'redis without redis_host', conf: route(`{ ${base}, policy: redis }`), want: [`gateway.yaml:6:7: ${at}: plugin limit-conn: policy "redis" needs redis_host`] },
+    { desc: 'key_ttl zero', conf: route(`{ ${base}, key_ttl: 0 }`), want: [`gateway.yaml:6:92: ${at}.key_ttl: plugin limit-conn: must be >= 1`] },
     { desc: 'unknown variable', conf: route('{ conn: 1, burst: 0, default_conn_delay: 0.1, key: server_addr }'),
       want: [`gateway.yaml:6:7: ${at}: plugin limit-conn: key "server_addr" is not a variable Turnpike knows (supported: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)`] },
   ];
@@ -159,4 +161,54 @@ describe('limit-conn config errors', () => {
       assert.deepEqual(await loadIssues(c.conf), c.want);
     });
   }
+});
+
+describe('limit-conn, policy redis', () => {
+  const f = twoGateways((redisPort, upPort) => {
+    const redisConf = `policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}, redis_timeout: 2000`;
+    const node = `upstream: { nodes: { "127.0.0.1:${upPort}": 1 } }`;
+    const lc = (extra = '') => `limit-conn: { conn: 1, burst: 0, default_conn_delay: 0.1, key: remote_addr, ${redisConf}${extra} }`;
+    return `routes:
+  - { id: shared, uri: /shared, ${node}, plugins: { ${lc()} } }
+  - { id: closed, uri: /closed, ${node}, plugins: { ${lc()} } }
+  - { id: open, uri: /open, ${node}, plugins: { ${lc(', allow_degradation: true')} } }
+`;
+  }, { handler: (req, res) => { if (req.url !== '/shared') return false; held.push(res); return true; } });
+
+  it('two gateways on one Redis share one conn limit, and the slot comes back when the request ends', async () => {
+    const first = open(f.a.port, '/shared');
+    await eventually(() => held.length === 1);
+    const other = await request(f.b.port, '/shared');
+    assert.equal(other.status, 503);
+    releaseAll();
+    assert.equal((await first.done).status, 200);
+    // Released through Redis: the other gateway gets the slot.
+    const next = open(f.b.port, '/shared');
+    await eventually(() => held.length === 1);
+    assert.equal((await request(f.a.port, '/shared')).status, 503);
+    next.abort();
+    // The aborted request's slot is given back through Redis: the other gateway's next request is held upstream, not refused.
+    await eventually(async () => {
+      const r = open(f.a.port, '/shared');
+      const reached = await new Promise<boolean>((resolve) => {
+        const t = setInterval(() => { if (held.some((res) => !res.destroyed)) { clearInterval(t); resolve(true); } }, 10);
+        void r.done.then(() => { clearInterval(t); resolve(false); });
+      });
+      if (!reached) return false;
+      releaseAll();
+      return (await r.done).status === 200;
+    }, 5000, 50);
+  });
+
+  it('Redis down: 500 without allow_degradation, through with it; then back without a restart', async () => {
+    await f.redis.stop();
+    for (const gw of [f.a, f.b]) {
+      const closed = await request(gw.port, '/closed');
+      assert.equal(closed.status, 500);
+      assert.equal(closed.body, '{"error_msg":"failed to limit conn"}');
+      assert.equal((await request(gw.port, '/open')).status, 200);
+    }
+    await f.redis.start();
+    for (const gw of [f.a, f.b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
+  });
 });
