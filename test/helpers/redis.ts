@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { closeRedisStores } from '../../plugins/limit/redis.ts';
-import { refusedPort, startGateway, startUpstream, type TestGateway, type Upstream } from './harness.ts';
+import assert from 'node:assert/strict';
+import { eventually, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from './harness.ts';
 
 export interface TestRedis {
   port: number;
@@ -98,4 +99,21 @@ export function twoGateways(yaml: (redisPort: number, upstreamPort: number) => s
     await f.redis?.close();
   });
   return f;
+}
+
+/**
+ * Stops the Redis of `f`, checks that `/closed` answers 500 `{"error_msg":"failed
+ * to limit <what>"}` and `/open` (allow_degradation) 200 on both gateways, starts
+ * Redis again and waits until `/closed` is served (no gateway restart).
+ */
+export async function checkOutageAndRecovery(f: TwoGateways, what: string): Promise<void> {
+  await f.redis.stop();
+  for (const gw of [f.a, f.b]) {
+    const closed = await request(gw.port, '/closed');
+    assert.equal(closed.status, 500);
+    assert.equal(closed.body, `{"error_msg":"failed to limit ${what}"}`);
+    assert.equal((await request(gw.port, '/open')).status, 200);
+  }
+  await f.redis.start();
+  for (const gw of [f.a, f.b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http, { type ServerResponse } from 'node:http';
 import { eventually, fixture, refusedPort, request, type Res } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
-import { twoGateways } from '../helpers/redis.ts';
+import { checkOutageAndRecovery, twoGateways } from '../helpers/redis.ts';
 
 /** Responses the upstream holds until the test lets them go: requests in flight, on demand. */
 const held: ServerResponse[] = [];
@@ -201,14 +201,6 @@ describe('limit-conn, policy redis', () => {
   });
 
   it('Redis down: 500 without allow_degradation, through with it; then back without a restart', async () => {
-    await f.redis.stop();
-    for (const gw of [f.a, f.b]) {
-      const closed = await request(gw.port, '/closed');
-      assert.equal(closed.status, 500);
-      assert.equal(closed.body, '{"error_msg":"failed to limit conn"}');
-      assert.equal((await request(gw.port, '/open')).status, 200);
-    }
-    await f.redis.start();
-    for (const gw of [f.a, f.b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
+    await checkOutageAndRecovery(f, 'conn');
   });
 });

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, fixture, request } from '../helpers/harness.ts';
 import { loadIssues } from '../helpers/load.ts';
-import { twoGateways } from '../helpers/redis.ts';
+import { checkOutageAndRecovery, twoGateways } from '../helpers/redis.ts';
 
 interface Step { headers?: Record<string, string>; want: { status: number; body?: string } }
 
@@ -118,14 +118,6 @@ describe('limit-req, policy redis', () => {
   });
 
   it('Redis down: 500 without allow_degradation, through with it; then back without a restart', async () => {
-    await f.redis.stop();
-    for (const gw of [f.a, f.b]) {
-      const closed = await request(gw.port, '/closed');
-      assert.equal(closed.status, 500);
-      assert.equal(closed.body, '{"error_msg":"failed to limit req"}');
-      assert.equal((await request(gw.port, '/open')).status, 200);
-    }
-    await f.redis.start();
-    for (const gw of [f.a, f.b]) await eventually(async () => (await request(gw.port, '/closed')).status === 200, 10_000, 100);
+    await checkOutageAndRecovery(f, 'req');
   });
 });
