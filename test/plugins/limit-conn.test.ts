@@ -187,11 +187,13 @@ describe('limit-conn, policy redis', () => {
     await eventually(() => held.length === 1);
     assert.equal((await request(f.a.port, '/shared')).status, 503);
     next.abort();
+    await eventually(() => held.every((res) => res.destroyed));
+    held.splice(0);
     // The aborted request's slot is given back through Redis: the other gateway's next request is held upstream, not refused.
     await eventually(async () => {
       const r = open(f.a.port, '/shared');
       const reached = await new Promise<boolean>((resolve) => {
-        const t = setInterval(() => { if (held.some((res) => !res.destroyed)) { clearInterval(t); resolve(true); } }, 10);
+        const t = setInterval(() => { if (held.length > 0) { clearInterval(t); resolve(true); } }, 10);
         void r.done.then(() => { clearInterval(t); resolve(false); });
       });
       if (!reached) return false;
