@@ -40,7 +40,7 @@ describe('plugin modules', () => {
 
   it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
     const plugins = await builtinPlugins();
-    assert.deepEqual([...plugins.keys()].sort(), ['client-control', 'consumer-restriction', 'cors', 'ip-restriction', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'post-function', 'pre-function', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
+    assert.deepEqual([...plugins.keys()].sort(), ['client-control', 'consumer-restriction', 'cors', 'file-logger', 'http-logger', 'ip-restriction', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'post-function', 'pre-function', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
     for (const [name, p] of plugins) {
       assert.equal(p.schema.$id, name);
       const props = (p.schema.properties ?? {}) as Record<string, { description?: string }>;
