@@ -28,6 +28,16 @@ consumers:
     plugins:
       key-auth: { key: bench-key }
 `,
+  /** The traffic plugins a public API usually carries: CORS, a local rate limit never reached, an IP allow-list. */
+  traffic: (up: number) => `routes:
+  - id: r
+    uri: /bench
+    upstream: { nodes: { "127.0.0.1:${up}": 1 } }
+    plugins:
+      cors: { allow_origins: "https://app.example.com,https://admin.example.com", allow_methods: "GET,POST" }
+      limit-count: { count: 1000000000, time_window: 60, key: remote_addr }
+      ip-restriction: { whitelist: ["127.0.0.0/8", "10.0.0.0/8"] }
+`,
   /** `count` routes, each with its own path; `probe` answers a mocked body (for reload timing). */
   many: (up: number, count: number, probe = 'p0') => {
     const lines = ['routes:', `  - { id: probe, uri: /probe, plugins: { mocking: { response_example: "${probe}" } } }`];

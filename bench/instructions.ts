@@ -27,6 +27,8 @@ const ROOT = path.dirname(HERE);
 const WARM = Number(process.env.WARM ?? 20_000);
 const N = Number(process.env.N ?? 10_000);
 const CONC = 20;
+/** Which one-route scenario Turnpike runs (`plain`, or `traffic` for cors + limit-count + ip-restriction). */
+const SCENARIO = (process.env.SCENARIO ?? 'plain') as 'plain' | 'traffic';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children = new Set<ChildProcess>();
 
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
   const { port: upPort } = await spawnHelper('upstream.ts', {}, children);
   const [barePort, gwPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const file = path.join(dir, 'gateway.yaml');
-  await writeFile(file, gatewayYaml(gwPort, adminPort, scenarios.plain(upPort)));
+  await writeFile(file, gatewayYaml(gwPort, adminPort, scenarios[SCENARIO](upPort)));
   process.stderr.write(`counting ${N} requests after ${WARM} of warm-up, under callgrind…\n`);
   const [bare, turnpike] = await Promise.all([
     count('bare', dir, barePort, ['--import', 'tsx', path.join(HERE, 'undici-proxy.ts')], { TARGET: `http://127.0.0.1:${upPort}`, PORT: String(barePort) }),

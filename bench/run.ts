@@ -144,8 +144,9 @@ async function main(): Promise<void> {
     startTurnpike('chain', scenarios.chain(up)),
     startTurnpike('many', scenarios.many(up, 10_000)),
     startTurnpike('big', scenarios.big(up)),
+    startTurnpike('traffic', scenarios.traffic(up)),
   ]);
-  const [tPlain, tFn, tChain, tMany, tBig] = gateways;
+  const [tPlain, tFn, tChain, tMany, tBig, tTraffic] = gateways;
   const plan: { name: string; url: string; pid?: number; headers?: Record<string, string> }[] = [
     { name: 'direct to upstream', url: `http://127.0.0.1:${up}/bench` },
     { name: 'bare undici proxy (dispatch API)', url: `http://127.0.0.1:${bare}/bench` },
@@ -156,6 +157,7 @@ async function main(): Promise<void> {
     { name: 'turnpike: 10,000 routes (last one hit)', url: `http://127.0.0.1:${tMany.port}/svc9999/items/42`, pid: tMany.proc.pid },
     { name: 'bare undici proxy (dispatch API), 64 KiB body', url: `http://127.0.0.1:${bare}/big` },
     { name: 'turnpike: 64 KiB body', url: `http://127.0.0.1:${tBig.port}/big`, pid: tBig.proc.pid },
+    { name: 'turnpike: cors, limit-count (local, never reached), ip-restriction', url: `http://127.0.0.1:${tTraffic.port}/bench`, pid: tTraffic.proc.pid, headers: { origin: 'https://app.example.com' } },
   ];
   const runs = new Map<string, Row[]>(plan.map((p) => [p.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
@@ -229,6 +231,7 @@ async function main(): Promise<void> {
     target('1 pre-function ≥ 0.80 × no plugins', plan[4].name, plan[3].name, 0.8),
     target('4-plugin chain ≥ 0.80 × no plugins', plan[5].name, plan[3].name, 0.8),
     target('10,000 routes ≥ 0.95 × 1 route', plan[6].name, plan[3].name, 0.95),
+    target('cors + limit-count + ip-restriction ≥ 0.85 × no plugins', plan[9].name, plan[3].name, 0.85),
     `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
     `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,
     `| reloads: zero failed requests (${writes} rewrites of 1,000 routes) | ${during.errors} | ${during.errors === 0 ? 'yes' : 'no'} |`,
