@@ -1,16 +1,14 @@
 /**
- * What crosses the thread boundary between the function pool and its workers.
- * The worker (worker.js) imports only these types.
+ * What crosses the thread boundary between the function pool and its workers:
+ * the one definition both sides import (pool.ts and worker.ts).
  *
  * Calls are what the gateway pays for per request, on its main thread, so
  * they are small: what is fixed at load (functions, conf, phase, limits) goes
  * to a worker once as a program and is named by id afterwards; a call is a
  * flat array (no key strings to clone); a result carries only what the
- * functions changed. Calls gathered in one turn of the event loop travel
- * together as one batch.
+ * functions changed, as plain data. Calls gathered in one turn of the event
+ * loop travel together as one batch.
  */
-
-import type { MessagePort } from 'node:worker_threads';
 
 export interface WireFn {
   id: string;
@@ -35,7 +33,11 @@ export interface WireResponse {
   body?: Uint8Array | string;
 }
 
-/** One call. Positions are named in `CALL` (worker.js) and written by `wireCall` (pool.ts). */
+/** Positions in a WireCall. */
+export const SEQ = 0, PROGRAM = 1, METHOD = 2, PATH = 3, SEARCH = 4, HEADERS = 5, CLIENT_IP = 6, VARS = 7;
+export const ROUTE_ID = 8, ROUTE_URI = 9, SERVICE = 10, CONSUMER = 11, RESPONSE = 12, BODY = 13, FULL = 14;
+
+/** One call, a flat array: positions above. */
 export type WireCall = [
   seq: number,
   program: string,
@@ -59,12 +61,12 @@ export type WireCall = [
 
 export interface LogLine { level: 'info' | 'warn' | 'error'; msg: string; fn: string }
 
-export interface WireError { message: string; stack?: string; name?: string }
+export interface WireError { message: string; stack?: string }
 
 /** The functions ran and changed some of ctx; what they left alone is not sent. */
 export interface WireChanges {
   path?: string;
-  /** Request headers added or changed. */
+  /** Request headers added or changed (names lower-case and valid). */
   set?: Record<string, string | string[]>;
   /** Request headers removed. */
   del?: string[];
@@ -76,7 +78,7 @@ export interface WireChanges {
 }
 
 export interface WireFailure {
-  reason: 'threw' | 'timeout' | 'unsendable' | 'too_large';
+  reason: 'threw' | 'unsendable' | 'too_large';
   fn: string;
   error: WireError;
   logs: LogLine[];
@@ -86,40 +88,35 @@ export interface WireFailure {
 export const UNCHANGED = 0;
 /** The worker does not have this program: send it again with `full`. */
 export const MISSING = 1;
-/** Still running (it awaited something): the result comes later on the worker's port. */
-export const PENDING = 2;
 
 export type CallResult = typeof UNCHANGED | typeof MISSING | WireChanges | WireFailure;
-export type BatchSlot = CallResult | typeof PENDING;
 
-/** A batch's answer. `port` comes once per worker, with its first PENDING slot. */
-export interface BatchResult {
-  thread: number;
-  results: BatchSlot[];
-  port?: MessagePort;
-}
+/** Message kinds, main thread to worker. */
+export const BATCH = 0, CHECK = 1, PING = 2, CANCEL = 3, LIVE = 4;
+/** Message kinds, worker to main thread. */
+export const RESULTS = 10, CHECKED = 11, PONG = 12, READY = 13;
 
-/** What a worker posts on its port when a PENDING call ends. */
-export type LateResult = [seq: number, result: CallResult];
+export type ToWorker =
+  | [kind: typeof BATCH, calls: WireCall[]]
+  | [kind: typeof CHECK, id: number, fns: WireFn[]]
+  | [kind: typeof PING, n: number]
+  /** The call's time is up on the main thread: end its timers and fetches; its answer is no longer read. */
+  | [kind: typeof CANCEL, seq: number]
+  /** The function ids still configured: the worker drops the others. */
+  | [kind: typeof LIVE, ids: string[]];
 
-export interface CheckTask {
-  kind: 'check';
-  fns: WireFn[];
-  timeoutMs: number;
-}
+export type FromWorker =
+  /** Answers as pairs: seq, result, seq, result… (a batch's synchronous calls together; an async call alone). */
+  | [kind: typeof RESULTS, answers: (number | CallResult)[]]
+  | [kind: typeof CHECKED, id: number, problems: string[]]
+  | [kind: typeof PONG, n: number]
+  | [kind: typeof READY];
 
-export type Task = WireCall[] | CheckTask;
-
-export interface CheckResult { problems: string[] }
-
-/** Shared between pool and workers. */
-export interface WorkerShared {
-  /** Per thread slot: when its current sync call began (0: idle). */
-  heartbeat: SharedArrayBuffer;
-  slots: number;
-  /** BroadcastChannel on which the pool publishes the function ids still configured. */
-  channel: string;
+/** What a worker starts with. */
+export interface WorkerInit {
+  /** The SES bundle (lockdown, harden, Compartment), evaluated before anything else. */
+  ses: string;
   maxResultBytes: number;
-  /** tinypool's module, whose markMovable lets a batch result carry the worker's port. */
-  tinypool: string;
+  /** Absolute paths functions may read through `fs.readFileSync` (a directory: everything under it). */
+  allowFsRead: string[];
 }

@@ -1,36 +1,81 @@
 /**
- * The function pool: tinypool worker threads that run serverless functions,
- * with a time limit per call, a bounded queue, an empty environment and the
- * permission model. Whatever a function does, the gateway process survives.
+ * The function pool: worker threads that run serverless functions, with a
+ * time limit per call, a bounded queue, an empty environment, the permission
+ * model, and a realm locked down before any function is compiled (worker.ts,
+ * realm.ts). Whatever a function does, the gateway process survives.
+ *
+ * The watchdog is here, on the main thread, and trusts only main-thread clocks
+ * and main-thread bookkeeping: a call past its limit fails; a worker that does
+ * not answer a ping within the limit (whatever it is doing: a loop in a timer,
+ * microtasks, a getter) or whose memory on or off the heap passes the limit is
+ * terminated and replaced, and its calls in flight fail closed.
  *
  * Calls made in one turn of the event loop are sent together, one batch per
  * worker: a message to a thread and its answer cost more than the call itself.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import type { MessagePort } from 'node:worker_threads';
-import { Tinypool } from 'tinypool';
+import { createRequire, stripTypeScriptTypes } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { Ctx, FunctionHost, FunctionProgram, FunctionSource, HandlerResult } from '../plugin.ts';
 import { RequestData } from '../runtime/context.ts';
 import type { ServerlessSettings } from '../snapshot.ts';
 import {
-  MISSING, PENDING, UNCHANGED,
-  type BatchResult, type CallResult, type CheckResult, type LateResult, type WireCall, type WireChanges, type WireProgram, type WireResponse, type WorkerShared,
+  BATCH, CANCEL, CHECK, CHECKED, LIVE, MISSING, PING, PONG, READY, RESULTS, UNCHANGED,
+  type CallResult, type FromWorker, type ToWorker, type WireCall, type WireChanges, type WireFn, type WireProgram, type WireResponse, type WorkerInit,
 } from './messages.ts';
 
-const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
-const PRELOAD = fileURLToPath(new URL('./preload.js', import.meta.url));
-const TINYPOOL_MAIN = createRequire(import.meta.url).resolve('tinypool');
-const TINYPOOL_DIR = path.dirname(TINYPOOL_MAIN);
-const SLOTS = 256;
-/** Grace past a call's limit before a worker is presumed stuck in synchronous code. */
-const STUCK_GRACE_MS = 50;
-/** How often calls in flight are checked against their deadline. */
-const SWEEP_MS = 10;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SES = path.join(path.dirname(createRequire(import.meta.url).resolve('ses')), 'ses.mjs');
+/** Node's own type stripping; its one-time "experimental" warning is not the gateway operator's concern. */
+function strip(ts: string): string {
+  const emit = process.emitWarning;
+  process.emitWarning = () => {};
+  try {
+    return stripTypeScriptTypes(ts);
+  } finally {
+    process.emitWarning = emit;
+  }
+}
+
+/** `.ts` in a checkout, `.js` in the built package (dist/). */
+const EXT = path.extname(fileURLToPath(import.meta.url));
+let workerUrl: URL | undefined;
+/**
+ * The worker's modules, their types stripped here once and handed over as
+ * data: URLs: a worker then reads no file at all (not even its own code), and
+ * does not load the TypeScript stripper, which would cost it most of its start.
+ */
+function workerModule(): URL {
+  const urls = new Map<string, string>();
+  const load = (file: string): string => {
+    let url = urls.get(file);
+    if (url) return url;
+    const text = readFileSync(path.join(HERE, file), 'utf8');
+    const code = (EXT === '.ts' ? strip(text) : text).replace(/from '\.\/([\w-]+\.[jt]s)'/g, (_, f: string) => `from '${load(f)}'`);
+    url = `data:text/javascript;base64,${Buffer.from(code).toString('base64')}`;
+    urls.set(file, url);
+    return url;
+  };
+  return (workerUrl ??= new URL(load(`worker${EXT}`)));
+}
+
+/** Grace past a limit, for a loaded machine: a call's, or a worker's answer to a ping. */
+const GRACE_MS = 50;
+/** How often the watchdog looks, while calls are in flight or a worker owes an answer; and when all is idle. */
+const TICK_MS = 10;
+const IDLE_TICK_MS = 100;
+/** How often each worker is pinged and its memory read. */
+const PING_MS = 100;
+const MEMORY_MS = 20;
+/** How long a call may wait for a ready worker, on top of its own limit (workers are being replaced). */
+const START_WAIT_MS = 5000;
+/** How long a worker whose call timed out has to answer a ping before it is presumed stuck and replaced. */
+const SUSPECT_MS = 150;
 
 function settingsKey(s: ServerlessSettings): string {
   return JSON.stringify([s.threads, s.concurrency, s.maxQueue, s.maxHeapMb, s.maxResultBytes, s.allowFsRead]);
@@ -58,12 +103,13 @@ class Job {
   done = false;
   /** Send the program along: the worker answered MISSING. */
   full = false;
-  /** The port of the worker running this call, while it is PENDING there. */
-  late: LatePort | undefined;
+  /** The worker running this call, once sent. */
+  on: FnWorker | undefined;
   readonly seq: number;
   readonly program: Program;
   readonly ctx: Ctx;
-  readonly deadline: number;
+  /** Main-thread clock (performance.now()) past which the call has failed: its limit from when a worker took it. */
+  deadline: number;
   readonly resolve: (r: HandlerResult) => void;
   readonly reject: (e: Error) => void;
   constructor(seq: number, program: Program, ctx: Ctx, deadline: number, resolve: (r: HandlerResult) => void, reject: (e: Error) => void) {
@@ -76,83 +122,154 @@ class Job {
   }
 }
 
-/** A worker's port for calls that outlive their batch; it keeps the process up only while such calls wait. */
-class LatePort {
-  private jobs = new Set<Job>();
-  readonly port: MessagePort;
-  constructor(port: MessagePort) {
-    this.port = port;
-    port.unref();
-  }
-  add(j: Job): void {
-    if (this.jobs.size === 0) this.port.ref();
-    this.jobs.add(j);
-    j.late = this;
-  }
-  delete(j: Job): void {
-    if (this.jobs.delete(j) && this.jobs.size === 0) this.port.unref();
-  }
-  /** The calls still waiting, taken out. */
-  drain(): Job[] {
-    const all = [...this.jobs];
-    this.jobs.clear();
-    return all;
+/** One worker thread and what the main thread knows of it; nothing here is written by the worker. */
+class FnWorker {
+  readonly thread: Worker;
+  /** Calls sent to it and not answered, by seq. */
+  readonly jobs = new Map<number, Job>();
+  /** Checks sent to it, by id. */
+  readonly checks = new Map<number, { resolve: (p: string[]) => void; reject: (e: Error) => void }>();
+  /** Set once it has locked its realm and listens; before that it is not pinged. */
+  ready = false;
+  ended = false;
+  /** When the ping it owes was sent (0: none owed), and when it last answered one. */
+  pingAt = 0;
+  pongAt = 0;
+  pings = 0;
+  memoryAt = 0;
+  memoryAsked = false;
+  /** When a call of its timed out (0: none since its last answer to a ping): it must answer the next ping promptly. */
+  suspectAt = 0;
+  constructor(thread: Worker) { this.thread = thread; }
+  send(m: ToWorker): void { this.thread.postMessage(m); }
+  /** Keeps the process up only while the worker owes an answer (a CLI's `validate` waits for its checks). */
+  hold(): void {
+    if (this.jobs.size || this.checks.size) this.thread.ref();
+    else this.thread.unref();
   }
 }
 
-/** One tinypool configured by one `serverless:` block, and the calls it carries. */
+let checkIds = 0;
+
+/** One set of worker threads configured by one `serverless:` block, and the calls it carries. */
 class WorkerPool {
-  readonly pool: Tinypool;
-  private beat: Float64Array;
-  private owner: Int32Array;
   /** Ids of functions already checked: an unchanged function is not checked again on reload. */
   readonly checked = new Set<string>();
+  private workers: FnWorker[] = [];
   /** Calls not sent yet. */
   private queue: Job[] = [];
-  /** Calls sent and not answered, by seq. */
-  private sent = new Map<number, Job>();
-  /** Per worker thread: the port its calls that went async answer on. */
-  private late = new Map<number, LatePort>();
+  private inFlight = 0;
   private scheduled = false;
-  private sweeper: NodeJS.Timeout | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly capacity: number;
   private readonly flushNow = () => this.flush();
+  private readonly tickNow = () => this.tick();
+  private readonly execArgv: string[];
+  private readonly init: WorkerInit;
 
   readonly settings: ServerlessSettings;
-  constructor(settings: ServerlessSettings, channel: string) {
+  constructor(settings: ServerlessSettings) {
     this.settings = settings;
-    const shared: WorkerShared = { heartbeat: new SharedArrayBuffer(SLOTS * 12), slots: SLOTS, channel, maxResultBytes: settings.maxResultBytes, tinypool: TINYPOOL_MAIN };
-    this.beat = new Float64Array(shared.heartbeat, 0, SLOTS);
-    this.owner = new Int32Array(shared.heartbeat, SLOTS * 8, SLOTS);
     this.capacity = settings.threads * settings.concurrency;
-    const reads = [WORKER, PRELOAD, path.join(TINYPOOL_DIR, '*'), ...settings.allowFsRead.map((p) => path.resolve(p))];
-    this.pool = new Tinypool({
-      filename: WORKER,
-      minThreads: settings.threads,
-      maxThreads: settings.threads,
-      // Batches, not calls: the call limits are kept here (capacity, queue).
-      concurrentTasksPerWorker: settings.concurrency,
-      idleTimeout: 2 ** 31 - 1,
-      // An idle tinypool worker otherwise blocks in Atomics.wait, which would
-      // freeze the timers and I/O of calls that outlived their batch.
-      useAtomics: false,
+    const allow = settings.allowFsRead.map((p) => path.resolve(p));
+    const reads = [SES, ...allow];
+    this.execArgv = ['--permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings'];
+    this.init = { ses: SES, maxResultBytes: settings.maxResultBytes, allowFsRead: allow };
+    for (let i = 0; i < settings.threads; i++) this.workers.push(this.start());
+    this.tickSoon(IDLE_TICK_MS);
+  }
+
+  private start(): FnWorker {
+    const thread = new Worker(workerModule(), {
       env: {},
-      execArgv: ['--permission', ...reads.map((r) => `--allow-fs-read=${r}`), '--no-warnings', '--import', PRELOAD],
-      resourceLimits: { maxOldGenerationSizeMb: settings.maxHeapMb },
-      workerData: shared,
+      argv: [],
+      execArgv: this.execArgv,
+      resourceLimits: { maxOldGenerationSizeMb: this.settings.maxHeapMb },
+      workerData: this.init,
     });
-    // A worker that dies (heap blown, replaced) is reported here; tinypool replaces it.
-    this.pool.on('error', (err: Error) => log('warn', 'function worker ended', { error: err.message }));
+    const w = new FnWorker(thread);
+    thread.on('message', (m: FromWorker) => this.message(w, m));
+    thread.on('error', (err: Error) => this.end(w, mapRunError(err)));
+    thread.on('exit', () => this.end(w, new GatewayError('GW_ERR_FUNCTION_FAILED', 'function worker ended during the call')));
+    thread.unref();
+    return w;
+  }
+
+  private message(w: FnWorker, m: FromWorker): void {
+    switch (m[0]) {
+      case RESULTS: {
+        const a = m[1];
+        let again: Job[] | undefined;
+        for (let i = 0; i < a.length; i += 2) {
+          const j = w.jobs.get(a[i] as number);
+          if (j === undefined) continue;
+          const res = a[i + 1] as CallResult;
+          if (res === MISSING && !j.full) {
+            // First call of this program on that worker (or a replaced one): send it along, first in line.
+            j.full = true;
+            this.detach(j);
+            (again ??= []).push(j);
+          } else {
+            this.settle(j, res);
+          }
+        }
+        if (again) { this.queue = again.concat(this.queue); this.schedule(); }
+        break;
+      }
+      case PONG:
+        if (m[1] === w.pings) {
+          w.pingAt = 0;
+          w.pongAt = performance.now();
+          if (w.suspectAt) { w.suspectAt = 0; if (this.queue.length) this.schedule(); }
+        }
+        break;
+      case CHECKED: { const c = w.checks.get(m[1]); w.checks.delete(m[1]); w.hold(); c?.resolve(m[2]); break; }
+      case READY: w.ready = true; w.pongAt = performance.now(); if (this.queue.length) this.schedule(); break;
+    }
+  }
+
+  /** A worker ended or was ended: its calls and checks fail closed with `err`; a new one takes its place. */
+  private end(w: FnWorker, err: GatewayError): void {
+    if (w.ended) return;
+    w.ended = true;
+    void w.thread.terminate();
+    for (const j of [...w.jobs.values()]) this.fail(j, err);
+    for (const c of w.checks.values()) c.reject(err);
+    w.checks.clear();
+    const i = this.workers.indexOf(w);
+    if (i >= 0) {
+      if (this.closed) this.workers.splice(i, 1);
+      else { this.workers[i] = this.start(); log('warn', 'function worker replaced', { error: err.message }); }
+    }
+    if (this.queue.length) this.schedule();
   }
 
   /** Queues a call for the next batch; throws GW_ERR_FUNCTION_BUSY when the queue is full. */
   submit(job: Job): void {
-    if (this.sent.size + this.queue.length >= this.capacity + this.settings.maxQueue) {
+    if (this.inFlight + this.queue.length >= this.capacity + this.settings.maxQueue) {
       throw new GatewayError('GW_ERR_FUNCTION_BUSY', 'function pool is busy: queue is full');
     }
     this.queue.push(job);
     this.schedule();
-    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    this.tickSoon(TICK_MS);
+  }
+
+  /** Compiles functions in one worker; a worker that ends meanwhile fails the check. */
+  check(fns: WireFn[]): Promise<string[]> {
+    const w = this.workers.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+    const id = ++checkIds;
+    return new Promise((resolve, reject) => {
+      w.checks.set(id, { resolve, reject });
+      w.hold();
+      w.send([CHECK, id, fns]);
+      this.tickSoon(TICK_MS);
+    });
+  }
+
+  /** Tells every worker which functions are still configured. */
+  publish(ids: string[]): void {
+    for (const w of this.workers) w.send([LIVE, ids]);
   }
 
   private schedule(): void {
@@ -164,70 +281,47 @@ class WorkerPool {
 
   private flush(): void {
     this.scheduled = false;
-    const free = this.capacity - this.sent.size;
-    if (free <= 0 || this.queue.length === 0) return;
-    const jobs = this.queue.length <= free ? this.queue : this.queue.slice(0, free);
-    this.queue = jobs === this.queue ? [] : this.queue.slice(free);
-    const live = jobs.filter((j) => !j.done);
+    const per = this.settings.concurrency;
+    // Only workers that are ready and not suspected of being stuck take calls.
+    const usable = this.workers.filter((w) => w.ready && !w.ended && w.suspectAt === 0 && w.jobs.size < per);
+    const now = performance.now();
     // One batch per thread, so that slow functions still run in parallel.
-    const n = Math.min(this.settings.threads, live.length);
-    const size = Math.ceil(live.length / n);
-    for (let i = 0; i < live.length; i += size) this.send(live.slice(i, i + size));
+    for (const w of usable) {
+      if (this.queue.length === 0) break;
+      const share = Math.min(per - w.jobs.size, Math.ceil(this.queue.length / usable.length));
+      const batch: WireCall[] = [];
+      while (batch.length < share && this.queue.length) {
+        const j = this.queue.shift()!;
+        if (j.done) continue;
+        j.on = w;
+        j.deadline = now + j.program.wire.timeoutMs + GRACE_MS;
+        w.jobs.set(j.seq, j);
+        this.inFlight++;
+        batch.push(wireCall(j));
+      }
+      if (batch.length) { w.hold(); this.post(w, batch); }
+    }
   }
 
-  private send(batch: Job[]): void {
-    for (const j of batch) this.sent.set(j.seq, j);
-    this.pool.run(batch.map(wireCall)).then(
-      (r: BatchResult) => this.answered(batch, r),
-      (err: unknown) => this.batchFailed(batch, err),
-    );
-  }
-
-  private answered(batch: Job[], r: BatchResult): void {
-    if (r.port) this.adopt(r.thread, r.port);
-    let again: Job[] | undefined;
-    for (let i = 0; i < batch.length; i++) {
-      const res = r.results[i];
-      const j = batch[i];
-      if (res === PENDING) {
-        if (!j.done) this.late.get(r.thread)?.add(j);
-      } else if (res === MISSING && !j.full && !j.done) {
-        // First call of this program on that worker (or a replaced one): send it along, first in line.
-        j.full = true;
-        this.sent.delete(j.seq);
-        (again ??= []).push(j);
-      } else {
-        this.settle(j, res);
+  private post(w: FnWorker, batch: WireCall[]): void {
+    try {
+      w.send([BATCH, batch]);
+    } catch (err) {
+      // One call's ctx could not be cloned: send each alone, so that only it fails.
+      for (const c of batch) {
+        const j = w.jobs.get(c[0])!;
+        try { w.send([BATCH, [c]]); } catch (e) { this.fail(j, mapRunError(isCloneError(e) ? e : err)); }
       }
     }
-    if (again) {
-      this.queue = again.concat(this.queue);
-      this.schedule();
-    }
   }
 
-  private batchFailed(batch: Job[], err: unknown): void {
-    if (isCloneError(err) && batch.length > 1) {
-      // One call's ctx could not be cloned: send each alone, so that only it fails.
-      for (const j of batch) if (!j.done) this.send([j]);
-      return;
+  /** The call is no longer on its worker. */
+  private detach(j: Job): void {
+    if (j.on && j.on.jobs.delete(j.seq)) {
+      this.inFlight--;
+      if (j.on.jobs.size === 0) j.on.hold();
     }
-    const e = mapRunError(err);
-    for (const j of batch) this.fail(j, e);
-  }
-
-  /** Takes a worker's port for calls that outlive their batch; it closes when the worker ends. */
-  private adopt(thread: number, port: MessagePort): void {
-    const late = new LatePort(port);
-    this.late.set(thread, late);
-    port.on('message', ([seq, res]: LateResult) => {
-      const j = this.sent.get(seq);
-      if (j) this.settle(j, res);
-    });
-    port.on('close', () => {
-      this.late.delete(thread);
-      for (const j of late.drain()) this.fail(j, new GatewayError('GW_ERR_FUNCTION_FAILED', 'function worker ended during the call'));
-    });
+    j.on = undefined;
   }
 
   private settle(j: Job, res: CallResult): void {
@@ -248,49 +342,86 @@ class WorkerPool {
 
   private finish(j: Job): void {
     j.done = true;
-    this.sent.delete(j.seq);
-    j.late?.delete(j);
+    this.detach(j);
     if (this.queue.length) this.schedule();
   }
 
-  /** One interval for every call in flight, instead of a timer per call. */
-  private sweep(): void {
-    const now = Date.now();
-    for (const list of [this.sent.values(), this.queue]) {
-      for (const j of list) {
-        if (j.deadline > now || j.done) continue;
-        const ms = j.program.wire.timeoutMs;
-        this.replaceStuck(ms);
-        this.fail(j, new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${j.program.label} timed out after ${ms} ms`));
-      }
+  private tickSoon(ms: number): void {
+    if (this.closed) return;
+    if (this.watch) {
+      if (ms >= IDLE_TICK_MS) return;
+      clearTimeout(this.watch);
     }
-    if (this.sent.size === 0 && this.queue.length === 0) { clearInterval(this.sweeper); this.sweeper = undefined; }
+    this.watch = setTimeout(this.tickNow, ms).unref();
   }
 
-  /** Replaces every worker stuck in synchronous code for longer than `ms`. */
-  replaceStuck(ms: number): number {
-    const now = Date.now();
-    let n = 0;
-    for (let i = 0; i < SLOTS; i++) {
-      const since = this.beat[i];
-      if (since === 0 || now - since < ms) continue;
-      const tid = Atomics.load(this.owner, i);
-      this.beat[i] = 0;
-      for (const w of this.pool.threads) {
-        if ((w as unknown as { threadId: number }).threadId === tid) {
-          // Going through tinypool's own error path drops the worker, fails its
-          // batches and starts a replacement (a bare terminate() would leave them pending).
-          (w as unknown as { emit(e: string, err: Error): void }).emit('error', new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `worker ${tid} was stuck in a function for over ${ms} ms and was replaced`));
-          n++;
-        }
+  /**
+   * The watchdog: fails calls past their limit, replaces workers that owe a
+   * ping past the limit or hold more memory than allowed, and pings the others.
+   */
+  private tick(): void {
+    this.watch = undefined;
+    const now = performance.now();
+    let busy = this.queue.length > 0;
+    for (const j of this.queue) if (!j.done && j.deadline <= now) this.timedOut(j);
+    for (const w of [...this.workers]) {
+      if (w.ended) continue;
+      let limit = this.settings.timeoutMs;
+      for (const j of w.jobs.values()) {
+        limit = Math.max(limit, j.program.wire.timeoutMs);
+        if (j.deadline <= now) this.timedOut(j);
       }
+      if (w.jobs.size || w.checks.size) busy = true;
+      if (!w.ready) { busy = true; continue; }
+      if (w.pingAt !== 0 && (now - w.pingAt > limit + GRACE_MS || (w.suspectAt !== 0 && now - Math.max(w.pingAt, w.suspectAt) > SUSPECT_MS))) {
+        this.end(w, new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function worker did not answer for ${Math.round(now - w.pingAt)} ms and was replaced`));
+        continue;
+      }
+      if (w.pingAt === 0 && now - w.pongAt >= PING_MS) { w.pingAt = now; w.send([PING, ++w.pings]); }
+      if (w.pingAt !== 0) busy = true;
+      if (!w.memoryAsked && now - w.memoryAt >= MEMORY_MS) this.readMemory(w);
     }
-    return n;
+    this.tickSoon(busy ? TICK_MS : IDLE_TICK_MS);
+  }
+
+  /** Off-heap memory (ArrayBuffer, Buffer) past max_heap_mb ends the worker; the heap itself is bounded by resourceLimits. */
+  private readMemory(w: FnWorker): void {
+    w.memoryAsked = true;
+    const limit = this.settings.maxHeapMb * 1024 * 1024;
+    (w.thread as unknown as { getHeapStatistics(): Promise<{ external_memory: number }> }).getHeapStatistics().then((s) => {
+      w.memoryAsked = false;
+      w.memoryAt = performance.now();
+      if (s.external_memory > limit) {
+        this.end(w, new GatewayError('GW_ERR_FUNCTION_FAILED', `function worker held ${Math.round(s.external_memory / 1048576)} MiB outside its heap, over max_heap_mb (${this.settings.maxHeapMb}), and was replaced`));
+      }
+    }, () => { w.memoryAsked = false; });
+  }
+
+  private timedOut(j: Job): void {
+    const w = j.on;
+    log('error', 'function timed out', { route: j.ctx.route.id, function: j.program.label, error: `did not finish within ${j.program.wire.timeoutMs} ms` });
+    this.fail(j, new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${j.program.label} timed out after ${j.program.wire.timeoutMs} ms`));
+    // Its timers and fetches end; if it is stuck instead, the ping finds out soon.
+    if (w && !w.ended) {
+      w.send([CANCEL, j.seq]);
+      w.suspectAt ||= performance.now();
+      if (w.pingAt === 0) { w.pingAt = w.suspectAt; w.send([PING, ++w.pings]); }
+    }
   }
 
   destroy(): Promise<void> {
-    clearInterval(this.sweeper);
-    return this.pool.destroy().catch(() => {});
+    this.closed = true;
+    clearTimeout(this.watch);
+    const all = this.workers;
+    this.workers = [];
+    const closed = new GatewayError('GW_ERR_FUNCTION_FAILED', 'function pool closed');
+    for (const w of all) {
+      w.ended = true;
+      for (const j of [...w.jobs.values()]) this.fail(j, closed);
+      for (const c of w.checks.values()) c.reject(closed);
+    }
+    for (const j of this.queue) this.fail(j, closed);
+    return Promise.all(all.map((w) => w.thread.terminate())).then(() => {});
   }
 }
 
@@ -331,8 +462,7 @@ function outcome(j: Job, res: CallResult): HandlerResult {
   if (res === MISSING) throw new GatewayError('GW_ERR_FUNCTION_FAILED', `function ${j.program.label} could not be loaded in a worker`);
   if (res.logs) for (const line of res.logs) log(line.level, line.msg, { route: ctx.route.id, function: line.fn, source: 'function' });
   if ('reason' in res) {
-    log('error', `function ${res.reason === 'timeout' ? 'timed out' : 'failed'}`, { route: ctx.route.id, function: res.fn, error: res.error.stack ?? res.error.message });
-    if (res.reason === 'timeout') throw new GatewayError('GW_ERR_FUNCTION_TIMEOUT', `function ${res.fn} timed out`);
+    log('error', 'function failed', { route: ctx.route.id, function: res.fn, error: res.error.stack ?? res.error.message });
     throw new GatewayError('GW_ERR_FUNCTION_FAILED', `function ${res.fn} ${res.error.message}`);
   }
   return apply(ctx, res, j.program.wire.phase);
@@ -363,19 +493,13 @@ function apply(ctx: Ctx, res: WireChanges, phase: string): HandlerResult {
  */
 export class FunctionPools {
   private pools = new Map<string, WorkerPool>();
-  // Per instance: two gateways in one process (tests) must not evict each other's functions.
-  private channel = `turnpike-functions-${randomUUID()}`;
-  private live = new BroadcastChannel(this.channel);
   private seq = 0;
-
-  constructor() {
-    (this.live as unknown as { unref?: () => void }).unref?.();
-  }
+  private live: string[] | undefined;
 
   private poolFor(settings: ServerlessSettings): WorkerPool {
     const key = settingsKey(settings);
     let p = this.pools.get(key);
-    if (!p) { p = new WorkerPool(settings, this.channel); this.pools.set(key, p); }
+    if (!p) { p = new WorkerPool(settings); this.pools.set(key, p); }
     return p;
   }
 
@@ -392,15 +516,12 @@ export class FunctionPools {
         const p = get();
         const todo = fns.filter((f) => !p.checked.has(f.id));
         if (todo.length === 0) return [];
-        const timer = setTimeout(() => p.replaceStuck(settings.timeoutMs), settings.timeoutMs + STUCK_GRACE_MS);
         try {
-          const res = (await p.pool.run({ kind: 'check', fns: todo.map((f) => ({ id: f.id, label: f.label, source: f.source })), timeoutMs: settings.timeoutMs })) as CheckResult;
-          if (res.problems.length === 0) for (const f of todo) p.checked.add(f.id);
-          return res.problems;
+          const problems = await p.check(todo.map((f) => ({ id: f.id, label: f.label, source: f.source })));
+          if (problems.length === 0) for (const f of todo) p.checked.add(f.id);
+          return problems;
         } catch (err) {
           return [`${todo[0].label}: could not be checked: ${(err as Error).message}`];
-        } finally {
-          clearTimeout(timer);
         }
       },
       prepare(fns, conf, phase, opts) {
@@ -418,7 +539,7 @@ export class FunctionPools {
 
   private call(p: Program, ctx: Ctx): Promise<HandlerResult> {
     return new Promise<HandlerResult>((resolve, reject) => {
-      const job = new Job(++this.seq, p, ctx, Date.now() + p.wire.timeoutMs + STUCK_GRACE_MS, resolve, reject);
+      const job = new Job(++this.seq, p, ctx, performance.now() + p.wire.timeoutMs + GRACE_MS + START_WAIT_MS, resolve, reject);
       try {
         p.pool().submit(job);
       } catch (err) {
@@ -429,7 +550,8 @@ export class FunctionPools {
 
   /** Tells workers which functions are still configured; they drop the others. */
   publish(ids: readonly string[]): void {
-    this.live.postMessage(ids);
+    this.live = [...ids];
+    for (const p of this.pools.values()) p.publish(this.live);
   }
 
   /** Closes pools whose settings no config uses any more. */
@@ -441,7 +563,6 @@ export class FunctionPools {
   }
 
   async close(): Promise<void> {
-    this.live.close();
     await this.retain([]);
   }
 }
