@@ -56,7 +56,7 @@ function workerModule(): URL {
     let url = urls.get(file);
     if (url) return url;
     const text = readFileSync(path.join(HERE, file), 'utf8');
-    const code = (EXT === '.ts' ? strip(text) : text).replace(/from '\.\/([\w-]+\.[jt]s)'/g, (_, f: string) => `from '${load(f)}'`);
+    const code = (EXT === '.ts' ? strip(text) : text).replace(/from (['"])\.\/([\w-]+\.[jt]s)\1/g, (_, q: string, f: string) => `from '${load(f)}'`);
     url = `data:text/javascript;base64,${Buffer.from(code).toString('base64')}`;
     urls.set(file, url);
     return url;
