@@ -5,6 +5,7 @@
  */
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
 
@@ -81,9 +82,31 @@ describe('routes cannot see each other', () => {
   const seen = [Array.isArray('x'), typeof ({}).leak, JSON.parse('2'), await Promise.resolve(3), Buffer.from('ab').toString(), typeof fetch.leak, typeof globalThis.shared, ctx.request.query.q];
   ctx.log.info('logged');
   return { status: 200, body: seen.join() };
-}`)}`);
+}`)}  - id: bodybuf
+    uri: /bodybuf
+    plugins:
+      serverless-pre-function:
+        body: true
+        functions:
+          - ${fn('return (c, ctx) => ({ status: 200, body: ctx.request.body.byteLength + " " + ctx.request.body.buffer.byteLength })', 12)}
+`);
   });
   after(() => gw.close());
+
+  it('a request body carries only its own bytes, never the rest of a shared buffer', async () => {
+    // Two chunks: the gateway joins them into a small Buffer, cut from Node's shared pool.
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ port: gw.port, path: '/bodybuf', method: 'POST' }, (res) => {
+        let text = '';
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve(`${res.statusCode} ${text}`));
+      });
+      req.on('error', reject);
+      req.write('sma');
+      setTimeout(() => req.end('ll'), 50);
+    });
+    assert.equal(body, '200 5 5');
+  });
 
   it('a function cannot change a built-in, an endowment or a shared prototype; its globals are its own', async () => {
     const t = await request(gw.port, '/tamper', { headers: { authorization: 'Bearer secret' } });
@@ -108,6 +131,7 @@ describe('values handed back', () => {
     { desc: 'a header name with a space', src: 'return (c, ctx) => { ctx.request.headers["bad name"] = "1" }', log: /invalid header name "bad name"/ },
     { desc: 'a header set twice in two cases', src: 'return (c, ctx) => { ctx.request.headers["X-Twice"] = "1"; ctx.request.headers["x-twice"] = "2" }', log: /sets the header x-twice twice/ },
     { desc: 'a header value with CR LF', src: 'return () => ({ status: 200, headers: { "x-a": "1\\r\\nx-injected: 1" } })', log: /the reply headers\.x-a holds a character not allowed/ },
+    { desc: 'a header named __proto__', src: 'return (c, ctx) => { Object.defineProperty(ctx.request.headers, "__proto__", { value: "x", enumerable: true }) }', log: /invalid header name "__proto__"/ },
     { desc: 'a reply status out of range', src: 'return () => ({ status: 1000 })', log: /the reply status must be an integer from 100 to 599/ },
   ];
   before(async () => {

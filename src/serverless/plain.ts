@@ -78,7 +78,11 @@ export function plain(v: unknown, budget: Budget, what: string, seen = new Map<o
     const out: Record<string, unknown> = {};
     seen.set(o, out);
     budget.take(8);
-    for (const [k, x] of entries(o, what)) { budget.take(k.length); out[k] = plain(x, budget, `${what}.${k}`, seen, depth + 1); }
+    for (const [k, x] of entries(o, what)) {
+      budget.take(k.length);
+      // defineProperty: a key named __proto__ stays a key, not the copy's prototype.
+      Object.defineProperty(out, k, { value: plain(x, budget, `${what}.${k}`, seen, depth + 1), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   if (isMap(o) && proto === Map.prototype) {
@@ -130,7 +134,7 @@ export function headers(h: unknown, budget: Budget, what: string): Record<string
   const out: Record<string, string | string[] | undefined> = {};
   for (const k in copy as Record<string, unknown>) {
     const name = k.toLowerCase();
-    if (!TOKEN.test(name)) throw new Unsendable(`${what} has an invalid header name ${JSON.stringify(k.slice(0, 64))}`);
+    if (!TOKEN.test(name) || name === '__proto__') throw new Unsendable(`${what} has an invalid header name ${JSON.stringify(k.slice(0, 64))}`);
     if (Object.hasOwn(out, name)) throw new Unsendable(`${what} sets the header ${name} twice`);
     const v = (copy as Record<string, unknown>)[k];
     out[name] = v === undefined ? undefined : headerValue(v, `${what}.${name}`);

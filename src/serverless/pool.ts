@@ -430,6 +430,15 @@ function hasKeys(o: object): boolean {
   return false;
 }
 
+/**
+ * Bytes that own their whole ArrayBuffer. A small Buffer is often a slice of a
+ * shared pool, and a clone carries the whole ArrayBuffer: a function would read
+ * other requests' bytes through `body.buffer`.
+ */
+function exact<T extends Uint8Array | string>(b: T): T {
+  return typeof b === 'string' || (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) ? b : (new Uint8Array(b) as T);
+}
+
 /** A call as it crosses to the worker: see WireCall. */
 function wireCall(j: Job): WireCall {
   const { ctx, program: p } = j;
@@ -438,13 +447,13 @@ function wireCall(j: Job): WireCall {
   if (p.seesResponse && ctx.response) {
     const r = ctx.response;
     response = { status: r.status, headers: r.headers as WireResponse['headers'] };
-    if (p.wire.phase === 'body_filter' && r.body !== undefined) response.body = r.body;
+    if (p.wire.phase === 'body_filter' && r.body !== undefined) response.body = exact(r.body);
   }
   return [
     j.seq, p.wire.id, req.method, req.path, req instanceof RequestData ? req.currentSearch() : '',
     req.headers, req.client_ip, hasKeys(ctx.vars) ? ctx.vars : undefined,
     ctx.route.id, ctx.route.uri, ctx.service?.id, ctx.consumer?.username,
-    response, p.withBody ? req.body : undefined, j.full ? p.wire : undefined,
+    response, p.withBody && req.body ? exact(req.body) : undefined, j.full ? p.wire : undefined,
   ];
 }
 
