@@ -10,6 +10,8 @@ export const ERRORS = {
   GW_ERR_CONFIG_SCHEMA: 500,
   GW_ERR_CONFIG_REF: 500,
   GW_ERR_CONFIG_PLUGIN: 500,
+  /** A config asks for something Turnpike does not do yet (an APISIX feature, Lua); also the code of config warnings. */
+  GW_ERR_CONFIG_UNSUPPORTED: 500,
   GW_ERR_PLUGIN_MODULE: 500,
   GW_ERR_PLUGIN_FAILED: 500,
   GW_ERR_ROUTE_NOT_FOUND: 404,
@@ -63,9 +65,11 @@ export interface ConfigIssue {
   /** Dotted path inside the document, e.g. `routes[0].service_id`. */
   path: string;
   message: string;
+  /** A warning: the file loads, and this says what of it Turnpike ignores. */
+  warning?: true;
 }
 
-/** `gateway.yaml:12:5: routes[0].service_id: service "x" is not defined` */
+/** `gateway.yaml:12:5: routes[0].service_id: service "x" is not defined` (warnings say `warning:` before the message). */
 export function formatIssue(i: ConfigIssue): string {
-  return `${i.file}:${i.line}:${i.col}: ${i.path ? i.path + ': ' : ''}${i.message}`;
+  return `${i.file}:${i.line}:${i.col}: ${i.path ? i.path + ': ' : ''}${i.warning ? 'warning: ' : ''}${i.message}`;
 }

@@ -1,6 +1,6 @@
 /**
  * Route matching: a radix tree (find-my-way) per host group. Exact hosts are
- * tried first, then `*.suffix` hosts (longest first), then routes with no host,
+ * tried first, then wildcard hosts (`*.suffix`, `*-device.example.net`: longest first), then routes with no host,
  * so a host-specific route never hides a generic one for other hosts.
  */
 import FindMyWay from 'find-my-way';
@@ -87,7 +87,7 @@ export class Router {
       if (!s.hosts?.length) { any.push(s); continue; }
       for (const h of s.hosts) {
         const host = h.toLowerCase();
-        const [map, key] = host.startsWith('*.') ? [suffix, host.slice(1)] : [exact, host];
+        const [map, key] = host.startsWith('*') ? [suffix, host.slice(1)] : [exact, host];
         let list = map.get(key);
         if (!list) map.set(key, (list = []));
         list.push(s);

@@ -11,6 +11,15 @@ import type { GatewayDoc, PluginMap } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import type { PathSeg } from './source.ts';
 import { SchemaSet } from './validate.ts';
+import { normalizeApisix } from './compat/apisix.ts';
+import { Notes } from './compat/notes.ts';
+import { dropApisixOnlyFields } from './compat/plugins.ts';
+
+/** The top-level field names a plugin schema defines. */
+function schemaFields(schema: Record<string, unknown>): Set<string> {
+  const props = schema.properties;
+  return new Set(props && typeof props === 'object' ? Object.keys(props) : []);
+}
 
 /** Where a plugin map sits: a global rule, service, consumer or route. */
 export interface Place { where: string; scope: string; at: PathSeg[]; map: PluginMap | undefined; consumer: boolean }
@@ -27,6 +36,7 @@ export async function checkConfig(data: unknown, file: string, issues: IssueList
     issues.add('GW_ERR_CONFIG_SCHEMA', [], 'the file must be a mapping with routes, services, upstreams, consumers');
     return undefined;
   }
+  applyCompat(data as Record<string, unknown>, issues);
   for (const p of GATEWAY_SCHEMA.validate('gateway', schema, data, [])) issues.add('GW_ERR_CONFIG_SCHEMA', p.path, p.message, p.atKey);
   await pause();
   const doc = data as GatewayDoc;
@@ -40,6 +50,14 @@ export async function checkConfig(data: unknown, file: string, issues: IssueList
     if (schemaOk) throw err;
     return undefined;
   }
+}
+
+/** APISIX's forms to Turnpike's (compat/apisix.ts): its errors and warnings at their written positions, later paths mapped back. */
+function applyCompat(data: Record<string, unknown>, issues: IssueList): void {
+  const compat = normalizeApisix(data);
+  for (const e of compat.errors) issues.addWritten('GW_ERR_CONFIG_UNSUPPORTED', e.path, e.message, e.atKey);
+  for (const w of compat.warnings) issues.warn(w.path, w.message, w.atKey, true);
+  issues.remap(compat.origin);
 }
 
 /** Every plugin map of the document, in file order of kind. */
@@ -67,6 +85,9 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList): P
         continue;
       }
       const credentials = place.consumer && def.consumerSchema;
+      const notes = new Notes();
+      dropApisixOnlyFields(name, conf, schemaFields(credentials || def.schema), at, notes);
+      for (const w of notes.warnings) issues.warn(w.path, w.message, w.atKey);
       const found = schemas.validate((credentials ? 'consumer:' : 'plugin:') + name, credentials || def.schema, conf, at);
       for (const p of found) issues.add('GW_ERR_CONFIG_PLUGIN', p.path, `plugin ${name}: ${p.message}`, p.atKey);
       if (found.length === 0 && def.check && !credentials) {

@@ -38,8 +38,8 @@ export interface LoadOptions {
 }
 
 export type LoadResult =
-  | { ok: true; hash: string; snapshot: Snapshot }
-  | { ok: false; hash: string; issues: ConfigIssue[] };
+  | { ok: true; hash: string; snapshot: Snapshot; warnings: ConfigIssue[] }
+  | { ok: false; hash: string; issues: ConfigIssue[]; warnings: ConfigIssue[] };
 
 /** sha256 of the raw file text. */
 export function hashText(text: string): string {
@@ -60,7 +60,7 @@ export async function readConfigText(file: string): Promise<{ text: string } | {
 /** Reads and loads a config file. */
 export async function loadConfigFile(file: string, opts: LoadOptions): Promise<LoadResult> {
   const read = await readConfigText(file);
-  if ('issue' in read) return { ok: false, hash: '', issues: [read.issue] };
+  if ('issue' in read) return { ok: false, hash: '', issues: [read.issue], warnings: [] };
   return loadConfigText(read.text, file, opts);
 }
 
@@ -77,7 +77,7 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   const hash = hashText(text);
   const issues = new IssueList(path.relative(process.cwd(), file) || file);
   const pause = opts.pause ?? (() => undefined);
-  const fail = (): LoadResult => ({ ok: false, hash, issues: issues.sorted() });
+  const fail = (): LoadResult => ({ ok: false, hash, issues: issues.sorted(), warnings: issues.sortedWarnings() });
 
   const src = await parseConfig(text, issues, { env: opts.env ?? process.env, parse: opts.parse });
   await pause();
@@ -86,5 +86,5 @@ export async function loadConfigText(text: string, file: string, opts: LoadOptio
   if (!checked) return fail();
   await pause();
   const snapshot = await compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared });
-  return snapshot ? { ok: true, hash, snapshot } : fail();
+  return snapshot ? { ok: true, hash, snapshot, warnings: issues.sortedWarnings() } : fail();
 }

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PHASES, type PluginDef } from '../plugin.ts';
 
 const BUILTIN_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url));
-const NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const NAME = /^[a-z0-9]+([-_][a-z0-9]+)*$/;
 const EXT = /\.(ts|js|mjs)$/;
 
 /** Why a module is not a plugin, or undefined when it is one. */
@@ -17,7 +17,7 @@ export function pluginModuleProblem(mod: unknown, file: string): string | undefi
   const def = (mod as { default?: unknown })?.default;
   if (!def || typeof def !== 'object') return 'has no default export (export default definePlugin({...}))';
   const p = def as Record<string, unknown>;
-  if (typeof p.name !== 'string' || !NAME.test(p.name)) return 'needs "name", a kebab-case string';
+  if (typeof p.name !== 'string' || !NAME.test(p.name)) return 'needs "name", a kebab-case string (underscores allowed)';
   const base = path.basename(file).replace(EXT, '');
   if (p.name !== base) return `is named "${p.name}" but its file is "${path.basename(file)}": use the same name for both`;
   if (typeof p.version !== 'string') return 'needs "version", a string';

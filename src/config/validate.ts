@@ -4,6 +4,7 @@
  * nothing leaks between loads; the file's own schema is compiled once.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { didYouMean } from './compat/suggest.ts';
 import type { PathSeg } from './source.ts';
 
 export interface SchemaProblem { path: PathSeg[]; message: string; atKey: boolean }
@@ -49,7 +50,8 @@ function describe(errors: ErrorObject[], base: readonly PathSeg[]): SchemaProble
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
         path.push(extra); atKey = true;
-        message = `unknown field "${extra}"`; break;
+        const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+        message = `unknown field "${extra}"${props ? didYouMean(extra, Object.keys(props)) : ''}`; break;
       }
       case 'enum': message = `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`; break;
       case 'type': message = `must be of type ${(e.params as { type: string }).type}`; break;

@@ -54,6 +54,8 @@ export class Gateway {
   private current!: Snapshot;
   private loadedAt = 0;
   private lastFailure?: { at: string; message: string; errors: string[] };
+  /** What the config in force loads with but Turnpike ignores (formatted). */
+  private warnings: string[] = [];
   private inflight?: Promise<ReloadOutcome>;
   private queued?: Promise<ReloadOutcome>;
   private upgraded = new Set<import('node:stream').Duplex>();
@@ -86,7 +88,7 @@ export class Gateway {
       await gw.functions.close();
       throw new ConfigRejected(res.issues);
     }
-    gw.swap(res.snapshot);
+    gw.swap(res.snapshot, res.warnings);
     const snap = res.snapshot;
     try {
       await listen(gw.server, snap.listen.port, snap.listen.host);
@@ -107,7 +109,7 @@ export class Gateway {
       await gw.close(0).catch(() => {});
       throw err;
     }
-    log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash });
+    log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
     return gw;
   }
 
@@ -126,11 +128,12 @@ export class Gateway {
   /** Reads the file, then loads it; both failures come back as issues. */
   private async readAndLoad(): Promise<LoadResult> {
     const read = await readConfigText(this.opts.config);
-    return 'issue' in read ? { ok: false, hash: '', issues: [read.issue] } : this.load(read.text);
+    return 'issue' in read ? { ok: false, hash: '', issues: [read.issue], warnings: [] } : this.load(read.text);
   }
 
-  private swap(snap: Snapshot): void {
+  private swap(snap: Snapshot, warnings: readonly ConfigIssue[]): void {
     const prev = this.current;
+    this.warnings = warnings.map(formatIssue);
     this.current = snap;
     this.loadedAt = Date.now();
     this.metrics.configHash = snap.hash;
@@ -160,13 +163,13 @@ export class Gateway {
     const started = performance.now();
     const read = await readConfigText(this.opts.config);
     if ('text' in read && hashText(read.text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
-    const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue] } : await this.load(read.text);
+    const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue], warnings: [] } : await this.load(read.text);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (res.ok) {
-      this.swap(res.snapshot);
+      this.swap(res.snapshot, res.warnings);
       this.metrics.reloadsOk++;
       this.metrics.lastReloadOk = 1;
-      log('info', 'config reloaded', { result: 'success', reason, hash: res.hash, duration_ms: ms, routes: res.snapshot.routes.length });
+      log('info', 'config reloaded', { result: 'success', reason, hash: res.hash, duration_ms: ms, routes: res.snapshot.routes.length, ...(this.warnings.length ? { warnings: this.warnings } : {}) });
     } else {
       void this.functions.retain([this.current.serverless]);
       this.metrics.reloadsFailed++;
@@ -187,6 +190,8 @@ export class Gateway {
       hash: this.current.hash,
       loaded_at: new Date(this.loadedAt).toISOString(),
       routes: this.current.routes.length,
+      route_ids: this.current.routes.map((r) => r.id),
+      warnings: this.warnings,
       reloads: { success: this.metrics.reloadsOk, failure: this.metrics.reloadsFailed },
       last_reload_ok: this.metrics.lastReloadOk === 1,
       last_failure: this.lastFailure ?? null,

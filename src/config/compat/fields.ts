@@ -1,0 +1,38 @@
+/**
+ * The top-level fields of APISIX's own schemas (route and consumer schema) for
+ * the plugins Turnpike has or is adding, read from apisix/plugins/*.lua. A
+ * field listed here that Turnpike's schema for the plugin lacks is accepted
+ * with a warning; a field in neither is an error with a suggestion.
+ */
+const REDIS = [
+  'redis_host', 'redis_port', 'redis_username', 'redis_password', 'redis_database', 'redis_timeout', 'redis_ssl', 'redis_ssl_verify',
+  'redis_cluster_nodes', 'redis_cluster_name', 'redis_cluster_ssl', 'redis_cluster_ssl_verify', 'redis_keepalive_timeout', 'redis_keepalive_pool',
+];
+const LOGGER = ['include_req_body', 'include_req_body_expr', 'include_resp_body', 'include_resp_body_expr', 'log_format', 'log_format_extra', 'max_req_body_bytes', 'max_resp_body_bytes'];
+const BATCH = ['batch_max_size', 'inactive_timeout', 'buffer_duration', 'max_retry_count', 'retry_delay', 'name'];
+
+export const APISIX_PLUGIN_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'key-auth': ['header', 'query', 'hide_credentials', 'realm', 'anonymous_consumer', 'key'],
+  'mocking': ['delay', 'response_status', 'content_type', 'response_example', 'response_schema', 'with_mock_header', 'response_headers'],
+  'proxy-rewrite': ['uri', 'method', 'regex_uri', 'host', 'headers', 'use_real_request_uri_unsafe'],
+  'response-rewrite': ['status_code', 'body', 'body_base64', 'headers', 'vars', 'filters', 'max_resp_body_size'],
+  'request-id': ['header_name', 'include_in_response', 'algorithm', 'range_id'],
+  'serverless-pre-function': ['phase', 'functions'],
+  'serverless-post-function': ['phase', 'functions'],
+  'cors': ['allow_origins', 'allow_methods', 'allow_headers', 'expose_headers', 'max_age', 'allow_credential', 'allow_origins_by_regex', 'allow_origins_by_metadata', 'timing_allow_origins', 'timing_allow_origins_by_regex'],
+  'ip-restriction': ['whitelist', 'blacklist', 'message', 'response_code'],
+  'consumer-restriction': ['type', 'whitelist', 'blacklist', 'rejected_code', 'rejected_msg', 'allowed_by_methods'],
+  'redirect': ['ret_code', 'uri', 'regex_uri', 'http_to_https', 'encode_uri', 'append_query_string'],
+  'real-ip': ['source', 'trusted_addresses', 'recursive'],
+  'client-control': ['max_body_size'],
+  'limit-count': ['count', 'time_window', 'window_type', 'group', 'key', 'key_type', 'rejected_code', 'rejected_msg', 'policy', 'allow_degradation', 'show_limit_quota_header', 'limit_header', 'remaining_header', 'reset_header', 'sync_interval', 'rules', ...REDIS],
+  'limit-req': ['rate', 'burst', 'key', 'key_type', 'rejected_code', 'rejected_msg', 'nodelay', 'allow_degradation', 'policy', ...REDIS],
+  'limit-conn': ['conn', 'burst', 'default_conn_delay', 'only_use_default_delay', 'key', 'key_type', 'rejected_code', 'rejected_msg', 'allow_degradation', 'policy', 'rules', ...REDIS],
+  'jwt-auth': ['header', 'query', 'cookie', 'hide_credentials', 'key_claim_name', 'store_in_ctx', 'anonymous_consumer', 'claims_to_verify', 'realm',
+    'key', 'secret', 'public_key', 'algorithm', 'exp', 'base64_secret', 'lifetime_grace_period'],
+  'basic-auth': ['hide_credentials', 'anonymous_consumer', 'realm', 'username', 'password'],
+  'forward-auth': ['uri', 'allow_degradation', 'ssl_verify', 'request_method', 'request_headers', 'upstream_headers', 'client_headers', 'extra_headers', 'timeout', 'keepalive', 'keepalive_timeout', 'keepalive_pool', 'status_on_error', 'max_req_body_size'],
+  'opa': ['host', 'ssl_verify', 'policy', 'timeout', 'keepalive', 'keepalive_timeout', 'keepalive_pool', 'with_route', 'with_service', 'with_consumer', 'send_headers_upstream'],
+  'file-logger': ['path', 'match', ...LOGGER],
+  'http-logger': ['uri', 'auth_header', 'timeout', 'ssl_verify', 'concat_method', ...LOGGER, ...BATCH],
+};
