@@ -3,9 +3,11 @@
  * node:util parseArgs) with its usage text. Exit codes: 0 ok, 1 invalid
  * config, 2 usage.
  */
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatIssues, loadConfigFile } from './config/load.ts';
+import { importText } from './config/import/index.ts';
+import { formatIssues, loadConfigFile, readConfigText } from './config/load.ts';
 import { flushLogs, log } from './log.ts';
 import { FunctionPools } from './serverless/pool.ts';
 import { ConfigRejected, Gateway } from './runtime/gateway.ts';
@@ -45,6 +47,20 @@ file:line:column. Exit 1 if any FILE is invalid.`,
     options: {},
     positionals: true,
     run: (_v, files) => validate(files),
+  },
+  import: {
+    usage: 'turnpike import FILE [--output|-o OUT]',
+    help: `Turn a Kong declarative file (kong.yml, with _format_version) or an APISIX
+apisix.yaml into a gateway.yaml, written to OUT or stdout. What could not be
+carried over is listed with its line on stderr and as comments at the top of
+the output; the output always passes \`turnpike validate\`.
+Exit 0 when everything was carried over, 1 when something was not, 2 on usage
+errors (and on a FILE that is neither format).
+
+  -o, --output OUT    write the gateway.yaml here instead of stdout`,
+    options: { output: { type: 'string', short: 'o' } },
+    positionals: true,
+    run: (v, files) => importFile(v, files),
   },
 };
 
@@ -115,7 +131,8 @@ async function validate(files: string[]): Promise<number> {
   try {
     for (const file of files) {
       const res = await loadConfigFile(path.resolve(file), { functions: (s) => functions.host(s) });
-      if (res.ok) process.stdout.write(`${file}: ok (${res.snapshot.routes.length} routes, sha256 ${res.hash.slice(0, 12)})\n`);
+      if (res.warnings.length) process.stderr.write(`${formatIssues(res.warnings)}\n`);
+      if (res.ok) process.stdout.write(`${file}: ok (${res.snapshot.routes.length} routes, sha256 ${res.hash.slice(0, 12)}${res.warnings.length ? `, ${res.warnings.length} warning${res.warnings.length === 1 ? '' : 's'}` : ''})\n`);
       else {
         bad++;
         process.stderr.write(`${formatIssues(res.issues)}\n${file}: ${res.issues.length} error${res.issues.length === 1 ? '' : 's'}\n`);
@@ -125,6 +142,25 @@ async function validate(files: string[]): Promise<number> {
     await functions.close();
   }
   return bad ? 1 : 0;
+}
+
+async function importFile(values: Values, files: string[]): Promise<number> {
+  if (files.length !== 1) return usageError('import needs exactly one FILE', 'import');
+  const read = await readConfigText(path.resolve(files[0]));
+  if ('issue' in read) return usageError(`${files[0]}: ${read.issue.message}`, 'import');
+  const functions = new FunctionPools();
+  try {
+    const res = await importText(read.text, files[0], (s) => functions.host(s));
+    if (!res.ok) return usageError(res.message, 'import');
+    const out = values.output as string | undefined;
+    if (out) await writeFile(out, res.output);
+    else process.stdout.write(res.output);
+    for (const d of res.dropped) process.stderr.write(`${files[0]}:${d.line}: not carried over: ${d.what}: ${d.why}\n`);
+    process.stderr.write(`${files[0]}: imported as ${res.format === 'kong' ? 'Kong' : 'APISIX'}${out ? ` into ${out}` : ''}; ${res.dropped.length ? `${res.dropped.length} item${res.dropped.length === 1 ? '' : 's'} not carried over` : 'everything carried over'}\n`);
+    return res.dropped.length ? 1 : 0;
+  } finally {
+    await functions.close();
+  }
 }
 
 async function start(values: Values): Promise<number> {

@@ -1,0 +1,164 @@
+/**
+ * Kong plugins and their Turnpike counterparts: the target's name and its
+ * config from Kong's, with Kong's defaults written out (Kong answers 429 where
+ * APISIX's limit-count answers 503, Kong's jwt reads `iss` where APISIX reads
+ * `key`). Whether a target exists is asked of the plugin registry when the
+ * file is imported, not written here.
+ */
+type Conf = Record<string, unknown>;
+
+/** What a mapping returns: the target config, and Kong fields it could not carry (each with why). */
+export interface Mapped { conf: Conf; lost: string[] }
+
+/** Everything a mapping may need beyond the plugin's own config. */
+export interface MapContext {
+  /** Consumers per Kong ACL group (acl → consumer-restriction lists consumers, not groups). */
+  groups: ReadonlyMap<string, readonly string[]>;
+}
+
+export interface KongMapping { target: string; map(c: Conf, ctx: MapContext): Mapped }
+
+const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const first = (v: unknown): string | undefined => list(v)[0];
+
+/** Kong fields with a value other than their default that the mapping did not use. */
+function leftOver(c: Conf, used: readonly string[], defaults: Conf = {}): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(c)) {
+    if (used.includes(k) || v === null || v === undefined) continue;
+    if (JSON.stringify(v) === JSON.stringify(defaults[k])) continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    out.push(`${k} (not carried over)`);
+  }
+  return out;
+}
+
+const RATE_UNITS: [string, number][] = [['second', 1], ['minute', 60], ['hour', 3600], ['day', 86400], ['month', 2592000], ['year', 31536000]];
+
+function rateLimiting(c: Conf): Mapped {
+  const windows = RATE_UNITS.filter(([u]) => typeof c[u] === 'number');
+  const lost: string[] = [];
+  const conf: Conf = { rejected_code: 429 };
+  if (windows.length) {
+    const [unit, secs] = windows[0];
+    conf.count = c[unit];
+    conf.time_window = secs;
+    for (const [u] of windows.slice(1)) lost.push(`${u}: ${c[u]} (limit-count enforces one window; the ${unit} window was kept)`);
+  }
+  const by = (c.limit_by as string | undefined) ?? 'consumer';
+  if (by === 'ip') { conf.key_type = 'var'; conf.key = 'remote_addr'; }
+  else if (by === 'header' && typeof c.header_name === 'string') { conf.key_type = 'var'; conf.key = `http_${c.header_name.toLowerCase().replace(/-/g, '_')}`; }
+  else if (by === 'consumer' || by === 'credential') { conf.key_type = 'var'; conf.key = 'consumer_name'; }
+  else lost.push(`limit_by: ${by} (counted per client address instead)`);
+  conf.key ??= 'remote_addr';
+  conf.key_type ??= 'var';
+  if (c.policy === 'redis') {
+    const r = (c.redis && typeof c.redis === 'object' ? c.redis : {}) as Conf;
+    conf.policy = 'redis';
+    conf.redis_host = r.host ?? c.redis_host;
+    conf.redis_port = r.port ?? c.redis_port ?? 6379;
+    if ((r.password ?? c.redis_password) !== undefined) conf.redis_password = r.password ?? c.redis_password;
+    conf.redis_database = r.database ?? c.redis_database ?? 0;
+  } else if (c.policy === 'cluster') {
+    lost.push('policy: cluster (counted per gateway host instead)');
+  }
+  if (c.fault_tolerant !== undefined) conf.allow_degradation = c.fault_tolerant;
+  if (c.hide_client_headers === true) conf.show_limit_quota_header = false;
+  lost.push(...leftOver(c, ['second', 'minute', 'hour', 'day', 'month', 'year', 'limit_by', 'header_name', 'policy', 'redis', 'redis_host', 'redis_port', 'redis_password', 'redis_database', 'redis_timeout', 'fault_tolerant', 'hide_client_headers', 'path', 'error_code', 'error_message', 'sync_rate'], { sync_rate: -1 }));
+  if (typeof c.error_code === 'number') conf.rejected_code = c.error_code;
+  if (typeof c.error_message === 'string') conf.rejected_msg = c.error_message;
+  return { conf, lost };
+}
+
+function sizeLimit(c: Conf): Mapped {
+  const unit = (c.size_unit as string | undefined) ?? 'megabytes';
+  const mult = unit === 'bytes' ? 1 : unit === 'kilobytes' ? 1024 : 1024 * 1024;
+  return { conf: { max_body_size: Math.round(Number(c.allowed_payload_size ?? 128) * mult) }, lost: leftOver(c, ['allowed_payload_size', 'size_unit', 'require_content_length'], { require_content_length: false }) };
+}
+
+function cors(c: Conf): Mapped {
+  const origins = list(c.origins);
+  const conf: Conf = { allow_origins: origins.length ? origins.join(',') : '*' };
+  if (list(c.methods).length) conf.allow_methods = list(c.methods).join(',');
+  if (list(c.headers).length) conf.allow_headers = list(c.headers).join(',');
+  if (list(c.exposed_headers).length) conf.expose_headers = list(c.exposed_headers).join(',');
+  if (c.credentials !== undefined) conf.allow_credential = c.credentials;
+  if (typeof c.max_age === 'number') conf.max_age = c.max_age;
+  return { conf, lost: leftOver(c, ['origins', 'methods', 'headers', 'exposed_headers', 'credentials', 'max_age', 'preflight_continue'], { preflight_continue: false }) };
+}
+
+/** Kong's header rules, `Name:value`, as a map. */
+function headerMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of list(v)) {
+    const i = s.indexOf(':');
+    if (i > 0) out[s.slice(0, i).trim()] = s.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** request-transformer / response-transformer: their header rules; body and query rules are lost. */
+function transformer(c: Conf): Mapped {
+  const headers: Conf = {};
+  const part = (k: string) => (c[k] && typeof c[k] === 'object' ? c[k] as Conf : {});
+  const set = { ...headerMap(part('replace').headers), ...headerMap(part('add').headers) };
+  const add = headerMap(part('append').headers);
+  const remove = list(part('remove').headers);
+  if (Object.keys(set).length) headers.set = set;
+  if (Object.keys(add).length) headers.add = add;
+  if (remove.length) headers.remove = remove;
+  const lost: string[] = [];
+  for (const k of ['remove', 'rename', 'replace', 'add', 'append']) {
+    for (const [field, v] of Object.entries(part(k))) {
+      if (field === 'headers' && k !== 'rename') continue;
+      if ((Array.isArray(v) && v.length) || (!Array.isArray(v) && v)) lost.push(`${k}.${field} (not carried over)`);
+    }
+  }
+  return { conf: { headers }, lost };
+}
+
+export const KONG_PLUGINS: Readonly<Record<string, KongMapping>> = {
+  'key-auth': { target: 'key-auth', map: (c) => {
+    const name = first(c.key_names) ?? 'apikey';
+    return { conf: { header: name, query: name, ...(c.hide_credentials !== undefined ? { hide_credentials: c.hide_credentials } : {}) },
+      lost: [...(list(c.key_names).length > 1 ? [`key_names: only "${name}" is read`] : []), ...leftOver(c, ['key_names', 'hide_credentials', 'key_in_header', 'key_in_query', 'key_in_body', 'run_on_preflight', 'realm'], { key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true })] };
+  } },
+  'basic-auth': { target: 'basic-auth', map: (c) => ({ conf: c.hide_credentials !== undefined ? { hide_credentials: c.hide_credentials } : {}, lost: leftOver(c, ['hide_credentials', 'realm']) }) },
+  'jwt': { target: 'jwt-auth', map: (c) => {
+    const conf: Conf = { key_claim_name: c.key_claim_name ?? 'iss', header: first(c.header_names) ?? 'authorization', query: first(c.uri_param_names) ?? 'jwt' };
+    if (first(c.cookie_names)) conf.cookie = first(c.cookie_names);
+    return { conf, lost: leftOver(c, ['key_claim_name', 'header_names', 'uri_param_names', 'cookie_names', 'claims_to_verify', 'secret_is_base64', 'run_on_preflight', 'maximum_expiration', 'realm'], { claims_to_verify: ['exp'], secret_is_base64: false, run_on_preflight: true, maximum_expiration: 0 }) };
+  } },
+  'acl': { target: 'consumer-restriction', map: (c, ctx) => {
+    const who = (groups: string[]) => [...new Set(groups.flatMap((g) => ctx.groups.get(g) ?? []))];
+    const allow = list(c.allow ?? c.whitelist);
+    const deny = list(c.deny ?? c.blacklist);
+    const conf: Conf = { rejected_code: 403 };
+    // No consumer in an allowed group still means "nobody": a placeholder no consumer can be.
+    if (allow.length) conf.whitelist = who(allow).length ? who(allow) : ['(no consumer in these groups)'];
+    else if (deny.length) conf.blacklist = who(deny).length ? who(deny) : ['(no consumer in these groups)'];
+    return { conf, lost: leftOver(c, ['allow', 'deny', 'whitelist', 'blacklist', 'hide_groups_header', 'include_consumer_groups', 'always_use_authenticated_groups'], { hide_groups_header: false, include_consumer_groups: false, always_use_authenticated_groups: false }) };
+  } },
+  'rate-limiting': { target: 'limit-count', map: rateLimiting },
+  'request-size-limiting': { target: 'client-control', map: sizeLimit },
+  'cors': { target: 'cors', map: cors },
+  'ip-restriction': { target: 'ip-restriction', map: (c) => {
+    const conf: Conf = {};
+    if (list(c.allow ?? c.whitelist).length) conf.whitelist = list(c.allow ?? c.whitelist);
+    if (list(c.deny ?? c.blacklist).length) conf.blacklist = list(c.deny ?? c.blacklist);
+    if (typeof c.status === 'number') conf.response_code = c.status;
+    if (typeof c.message === 'string') conf.message = c.message;
+    return { conf, lost: leftOver(c, ['allow', 'deny', 'whitelist', 'blacklist', 'status', 'message']) };
+  } },
+  'file-log': { target: 'file-logger', map: (c) => ({ conf: { path: c.path }, lost: leftOver(c, ['path', 'reopen', 'custom_fields_by_lua'], { reopen: false }) }) },
+  'http-log': { target: 'http-logger', map: (c) => ({ conf: { uri: c.http_endpoint, ...(typeof c.timeout === 'number' ? { timeout: Math.max(1, Math.round(c.timeout / 1000)) } : {}) },
+    lost: leftOver(c, ['http_endpoint', 'timeout', 'method', 'content_type', 'keepalive', 'retry_count', 'queue_size', 'flush_timeout', 'queue'], { method: 'POST', content_type: 'application/json', keepalive: 60000, retry_count: 10, queue_size: 1, flush_timeout: 2 }) }) },
+  'correlation-id': { target: 'request-id', map: (c) => ({
+    conf: { header_name: c.header_name ?? 'Kong-Request-ID', include_in_response: c.echo_downstream ?? false, ...(c.generator === 'uuid' || c.generator === 'uuid#counter' || c.generator === undefined ? {} : { algorithm: 'uuid' }) },
+    lost: [...(c.generator === 'tracker' ? ['generator: tracker (a uuid is generated instead)'] : []), ...leftOver(c, ['header_name', 'echo_downstream', 'generator'])] }) },
+  'request-termination': { target: 'mocking', map: (c) => ({
+    conf: { response_status: c.status_code ?? 503, response_example: (c.body as string | undefined) ?? JSON.stringify({ message: c.message ?? 'Service unavailable' }), content_type: c.content_type ?? 'application/json; charset=utf-8' },
+    lost: leftOver(c, ['status_code', 'message', 'body', 'content_type', 'echo', 'trigger'], { echo: false }) }) },
+  'request-transformer': { target: 'proxy-rewrite', map: transformer },
+  'response-transformer': { target: 'response-rewrite', map: transformer },
+};

@@ -1,0 +1,330 @@
+/**
+ * A Kong declarative file (`_format_version`) as a gateway.yaml document.
+ * Kong's defaults that differ from Turnpike's are written out: routes strip
+ * their matched prefix (strip_path true) and send the service's host
+ * (preserve_host false). Whatever cannot be carried is reported with the path
+ * it was written at.
+ */
+import type { PathSeg } from '../source.ts';
+import { isMap } from '../compat/notes.ts';
+import { looksLikeLua } from '../compat/plugins.ts';
+import { KONG_PLUGINS } from './kong-plugins.ts';
+
+type Obj = Record<string, unknown>;
+
+/** Something the import could not carry, where it was written, and why. */
+export interface Dropped { path: PathSeg[]; what: string; why: string }
+
+/** The document, what was dropped, and where each output route, service and consumer was written in the input. */
+export interface Converted { doc: Obj; dropped: Dropped[]; origins: Map<object, PathSeg[]> }
+
+/** A Kong name as a Turnpike id (letters, digits, _ . ~ -). */
+export function kongId(name: unknown, fallback: string): string {
+  const s = typeof name === 'string' ? name.replace(/[^A-Za-z0-9_.~-]+/g, '-').slice(0, 128) : '';
+  return s || fallback;
+}
+
+const ALGORITHMS: Record<string, string> = { 'round-robin': 'roundrobin', 'least-connections': 'least_conn', 'consistent-hashing': 'chash', latency: 'least_conn' };
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Converts a Kong document; `known` says whether Turnpike has a plugin of that name. */
+export function convertKong(kong: Obj, known: (name: string) => boolean): Converted {
+  const dropped: Dropped[] = [];
+  const drop = (path: PathSeg[], what: string, why: string) => dropped.push({ path, what, why });
+  const out: Obj = {};
+  const upstreams: Obj[] = [];
+  const services: Obj[] = [];
+  const routes: Obj[] = [];
+  const consumers: Obj[] = [];
+  const upstreamNames = new Set<string>();
+  const origins = new Map<object, PathSeg[]>();
+
+  const kUpstreams = Array.isArray(kong.upstreams) ? kong.upstreams : [];
+  kUpstreams.forEach((u, i) => {
+    if (!isMap(u)) return;
+    const at: PathSeg[] = ['upstreams', i];
+    const id = kongId(u.name, `upstream-${i + 1}`);
+    const nodes: Record<string, number> = {};
+    (Array.isArray(u.targets) ? u.targets : []).forEach((t) => { if (isMap(t) && typeof t.target === 'string') nodes[t.target] = typeof t.weight === 'number' ? t.weight : 100; });
+    if (!Object.keys(nodes).length) { drop(at, `upstream "${id}"`, 'it has no targets'); return; }
+    const up: Obj = { id, nodes, type: ALGORITHMS[String(u.algorithm ?? 'round-robin')] ?? 'roundrobin' };
+    if (u.algorithm === 'latency') drop([...at, 'algorithm'], 'algorithm: latency', 'least_conn is used instead');
+    if (up.type === 'chash') {
+      const on = String(u.hash_on ?? 'none');
+      if (on === 'ip' || on === 'none') { up.hash_on = 'vars'; up.key = 'remote_addr'; }
+      else if (on === 'header') { up.hash_on = 'header'; up.key = u.hash_on_header; }
+      else if (on === 'cookie') { up.hash_on = 'cookie'; up.key = u.hash_on_cookie; }
+      else if (on === 'consumer') up.hash_on = 'consumer';
+      else { up.hash_on = 'vars'; up.key = 'uri'; drop([...at, 'hash_on'], `hash_on: ${on}`, 'hashed on the path instead'); }
+    }
+    if (isMap(u.healthchecks)) {
+      const passive = isMap(u.healthchecks.passive) && isMap(u.healthchecks.passive.unhealthy) ? u.healthchecks.passive.unhealthy : undefined;
+      if (passive && (passive.http_failures || passive.tcp_failures)) {
+        up.checks = { passive: {
+          ...(passive.http_failures ? { http_failures: passive.http_failures } : {}),
+          ...(passive.tcp_failures ? { tcp_failures: passive.tcp_failures } : {}),
+          ...(Array.isArray(passive.http_statuses) ? { http_statuses: passive.http_statuses } : {}),
+        } };
+      }
+      const active = isMap(u.healthchecks.active) && isMap(u.healthchecks.active.healthy) ? u.healthchecks.active : undefined;
+      if (active && (Number((active.healthy as Obj).interval) > 0 || Number((active.unhealthy as Obj | undefined)?.interval) > 0)) {
+        drop([...at, 'healthchecks', 'active'], 'active health checks', 'not implemented yet');
+      }
+    }
+    upstreamNames.add(String(u.name));
+    upstreams.push(up);
+  });
+
+  // Consumers first: acl groups are needed to map the acl plugin.
+  const groups = new Map<string, string[]>();
+  const kConsumers = Array.isArray(kong.consumers) ? kong.consumers : [];
+  kConsumers.forEach((c, i) => {
+    if (!isMap(c)) return;
+    const username = kongId(c.username ?? c.custom_id, `consumer-${i + 1}`);
+    for (const a of Array.isArray(c.acls) ? c.acls : []) {
+      if (isMap(a) && typeof a.group === 'string') groups.set(a.group, [...(groups.get(a.group) ?? []), username]);
+    }
+  });
+  kConsumers.forEach((c, i) => {
+    if (!isMap(c)) return;
+    const at: PathSeg[] = ['consumers', i];
+    const username = kongId(c.username ?? c.custom_id, `consumer-${i + 1}`);
+    const plugins: Obj = {};
+    const cred = (field: string, target: string, conv: (x: Obj) => Obj) => {
+      const items = Array.isArray(c[field]) ? c[field] as unknown[] : [];
+      items.forEach((x, k) => {
+        if (!isMap(x)) return;
+        if (!known(target)) drop([...at, field, k], `${field}[${k}] of consumer "${username}"`, `Turnpike has no ${target} plugin yet`);
+        else if (plugins[target]) drop([...at, field, k], `${field}[${k}] of consumer "${username}"`, `a Turnpike consumer holds one ${target} credential; the first was kept`);
+        else plugins[target] = conv(x);
+      });
+    };
+    cred('keyauth_credentials', 'key-auth', (x) => ({ key: x.key }));
+    cred('basicauth_credentials', 'basic-auth', (x) => ({ username: x.username, password: x.password }));
+    cred('jwt_secrets', 'jwt-auth', (x) => ({ key: x.key, ...(x.secret !== undefined ? { secret: x.secret } : {}), algorithm: x.algorithm ?? 'HS256', ...(x.rsa_public_key ? { public_key: x.rsa_public_key } : {}) }));
+    for (const f of ['oauth2_credentials', 'hmacauth_credentials', 'mtls_auth_credentials']) if (Array.isArray(c[f]) && c[f].length) drop([...at, f], `${f} of consumer "${username}"`, 'Turnpike has no such authentication yet');
+    addPlugins(c.plugins, [...at, 'plugins'], plugins);
+    const consumer = { username, ...(Object.keys(plugins).length ? { plugins } : {}) };
+    origins.set(consumer, at);
+    consumers.push(consumer);
+  });
+
+  function addPlugins(list: unknown, at: PathSeg[], into: Obj): void {
+    if (!Array.isArray(list)) return;
+    list.forEach((p, k) => {
+      if (!isMap(p) || typeof p.name !== 'string') return;
+      const pat = [...at, k];
+      if (p.enabled === false) return; // switched off in Kong: nothing to carry
+      const config = isMap(p.config) ? p.config : {};
+      if (p.name === 'pre-function' || p.name === 'post-function') {
+        const lua = Object.values(config).some((v) => Array.isArray(v) && v.some((s) => typeof s === 'string' && looksLikeLua(s)));
+        drop(pat, `plugin ${p.name}`, lua || !Object.keys(config).length ? 'its functions are Lua: port them to JavaScript (README "Lua → JavaScript")' : 'check its functions are JavaScript, then add it back');
+        return;
+      }
+      const m = KONG_PLUGINS[p.name];
+      if (!m) { drop(pat, `plugin ${p.name}`, 'no Turnpike counterpart'); return; }
+      if (!known(m.target)) { drop(pat, `plugin ${p.name}`, `its Turnpike counterpart, ${m.target}, does not exist yet`); return; }
+      const { conf, lost } = m.map(config, { groups });
+      for (const l of lost) drop([...pat, 'config'], `plugin ${p.name}: ${l}`, `${m.target} has no equivalent`);
+      into[m.target] = conf;
+    });
+  }
+
+  const kServices = Array.isArray(kong.services) ? kong.services : [];
+  const serviceById = new Map<string, { id: string; path: string; host: string; upstream: Obj }>();
+  kServices.forEach((s, i) => {
+    if (!isMap(s)) return;
+    const at: PathSeg[] = ['services', i];
+    const id = kongId(s.name, `service-${i + 1}`);
+    const target = serviceTarget(s);
+    if ('why' in target) { drop(at, `service "${id}" and its routes`, target.why); return; }
+    const up: Obj = upstreamNames.has(target.host)
+      ? { pass_host: 'rewrite', upstream_host: target.host }
+      : { scheme: target.scheme, nodes: { [`${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`]: 1 }, pass_host: 'node' };
+    up.timeout = { connect: ms(s.connect_timeout), send: ms(s.write_timeout), read: ms(s.read_timeout) };
+    up.retries = typeof s.retries === 'number' ? s.retries : 5;
+    const svc: Obj = { id };
+    let upstreamFull: Obj;
+    if (upstreamNames.has(target.host)) {
+      // A Kong upstream holds the nodes; the Host header and timeouts are the service's.
+      const base = upstreams.find((u) => u.id === kongId(target.host, ''))!;
+      upstreamFull = { ...structuredClone(base), ...up };
+      delete upstreamFull.id;
+    } else upstreamFull = up;
+    svc.upstream = upstreamFull;
+    const plugins: Obj = {};
+    addPlugins(s.plugins, [...at, 'plugins'], plugins);
+    if (Object.keys(plugins).length) svc.plugins = plugins;
+    services.push(svc);
+    origins.set(svc, at);
+    serviceById.set(String(s.name ?? s.id ?? id), { id, path: target.path, host: target.host, upstream: upstreamFull });
+    if (s.id !== undefined) serviceById.set(String(s.id), serviceById.get(String(s.name ?? s.id ?? id))!);
+    (Array.isArray(s.routes) ? s.routes : []).forEach((r, k) => { if (isMap(r)) route(r, [...at, 'routes', k], k, serviceById.get(String(s.name ?? s.id ?? id))!); });
+  });
+  (Array.isArray(kong.routes) ? kong.routes : []).forEach((r, k) => {
+    if (!isMap(r)) return;
+    const ref = isMap(r.service) ? r.service.name ?? r.service.id : r.service;
+    const svc = serviceById.get(String(ref));
+    if (!svc) { drop(['routes', k], `route "${kongId(r.name, `route-${k + 1}`)}"`, `its service "${String(ref)}" is not in the file (or was dropped)`); return; }
+    route(r, ['routes', k], k, svc);
+  });
+
+  function route(r: Obj, at: PathSeg[], index: number, svc: { id: string; path: string; host: string; upstream: Obj }): void {
+    const id = kongId(r.name, `${svc.id}-${index + 1}`);
+    const protocols = Array.isArray(r.protocols) ? r.protocols : ['http', 'https'];
+    const bad = protocols.find((p) => p !== 'http' && p !== 'https');
+    if (bad) { drop(at, `route "${id}"`, `protocol ${String(bad)} is not supported yet`); return; }
+    for (const k of ['headers', 'snis', 'sources', 'destinations']) {
+      const v = r[k];
+      if (v && (Array.isArray(v) ? v.length : Object.keys(v as Obj).length)) {
+        // Leaving the condition out would match requests the route was meant to refuse.
+        drop([...at, k], `route "${id}"`, `it matches on ${k}, which Turnpike cannot match yet`);
+        return;
+      }
+    }
+    const paths = Array.isArray(r.paths) ? r.paths.filter((p): p is string => typeof p === 'string') : [];
+    const uris: string[] = [];
+    const prefixes: string[] = [];
+    for (const p of paths) {
+      const conv = kongPath(p);
+      if ('why' in conv) { drop([...at, 'paths'], `route "${id}" path ${p}`, conv.why); continue; }
+      if (conv.approx) drop([...at, 'paths'], `route "${id}" path ${p}`, `approximated as ${conv.uris.join(' and ')} (segments are not checked against the regex)`);
+      uris.push(...conv.uris);
+      prefixes.push(conv.prefix);
+    }
+    if (paths.length && !uris.length) { drop(at, `route "${id}"`, 'none of its paths can be matched'); return; }
+    if (!paths.length) { uris.push('/*'); prefixes.push(''); }
+    const out: Obj = { id, uris: [...new Set(uris)], service_id: svc.id };
+    if (Array.isArray(r.methods) && r.methods.length) out.methods = r.methods.map((m) => String(m).toUpperCase());
+    if (Array.isArray(r.hosts) && r.hosts.length) {
+      const hosts = r.hosts.map(String).map((h) => h.replace(/:\d+$/, ''));
+      const bad = hosts.find((h) => !/^\*?[A-Za-z0-9._-]+$/.test(h));
+      if (bad) { drop([...at, 'hosts'], `route "${id}"`, `host ${bad} cannot be matched yet (only a leading * wildcard)`); return; }
+      out.hosts = hosts;
+    }
+    if (typeof r.regex_priority === 'number' && r.regex_priority) out.priority = r.regex_priority;
+    const plugins: Obj = {};
+    const strip = r.strip_path !== false;
+    const svcPath = svc.path.replace(/\/+$/, '');
+    const alt = [...new Set(prefixes)].filter((p) => p !== '').map(escapeRe);
+    if (strip && alt.length) plugins['proxy-rewrite'] = { regex_uri: [`^(?:${alt.join('|')})/?(.*)`, `${svcPath}/$1`] };
+    else if (svcPath) plugins['proxy-rewrite'] = { regex_uri: ['^(.*)$', `${svcPath}$1`] };
+    if (r.preserve_host === true) out.upstream = { ...structuredClone(svc.upstream), pass_host: 'pass' };
+    addPlugins(r.plugins, [...at, 'plugins'], plugins);
+    if (Object.keys(plugins).length) out.plugins = plugins;
+    routes.push(out);
+    origins.set(out, at);
+  }
+
+  // Top-level plugins: global, or attached to a service, route or consumer by name.
+  const globals: Obj = {};
+  (Array.isArray(kong.plugins) ? kong.plugins : []).forEach((p, k) => {
+    if (!isMap(p)) return;
+    const ref = (v: unknown) => (isMap(v) ? v.name ?? v.id : v);
+    const owners = [['service', services, ref(p.service)], ['route', routes, ref(p.route)], ['consumer', consumers, ref(p.consumer)]].filter((o) => o[2] !== undefined && o[2] !== null);
+    if (owners.length > 1) { drop(['plugins', k], `plugin ${String(p.name)}`, `it applies to a combination of ${owners.map((o) => o[0]).join(' and ')}, which Turnpike cannot scope a plugin to`); return; }
+    if (!owners.length) { addPlugins([p], ['plugins'], globals); return; }
+    const [kind, items, name] = owners[0] as [string, Obj[], unknown];
+    const key = kind === 'consumer' ? 'username' : 'id';
+    const item = items.find((x) => x[key] === kongId(name, ''));
+    if (!item) { drop(['plugins', k], `plugin ${String(p.name)}`, `its ${kind} "${String(name)}" is not in the file (or was dropped)`); return; }
+    const into = (item.plugins ??= {}) as Obj;
+    addPluginsAt(p, k, into);
+  });
+  function addPluginsAt(p: Obj, k: number, into: Obj): void {
+    const before = dropped.length;
+    addPlugins([p], ['plugins'], into);
+    for (const d of dropped.slice(before)) d.path = ['plugins', k, ...d.path.slice(2)];
+  }
+
+  if (Object.keys(globals).length) out.global_rules = [{ id: 'kong-global-plugins', plugins: globals }];
+  if (services.length) out.services = services;
+  if (routes.length) out.routes = routes;
+  if (consumers.length) out.consumers = consumers;
+  for (const k of Object.keys(kong)) {
+    if (!['_format_version', '_transform', '_comment', '_workspace', 'services', 'routes', 'upstreams', 'consumers', 'plugins'].includes(k)) {
+      drop([k], `${k}`, 'Turnpike has no equivalent yet');
+    }
+  }
+  return { doc: out, dropped, origins };
+}
+
+/** Kong timeouts are milliseconds (default 60000); Turnpike's are seconds. */
+function ms(v: unknown): number {
+  return typeof v === 'number' && v > 0 ? v / 1000 : 60;
+}
+
+function serviceTarget(s: Obj): { scheme: string; host: string; port: number; path: string } | { why: string } {
+  let scheme = String(s.protocol ?? 'http');
+  let host = typeof s.host === 'string' ? s.host : '';
+  let port = typeof s.port === 'number' ? s.port : undefined;
+  let path = typeof s.path === 'string' ? s.path : '';
+  if (typeof s.url === 'string') {
+    try {
+      const u = new URL(s.url);
+      scheme = u.protocol.replace(/:$/, '');
+      host = u.hostname.replace(/^\[|\]$/g, '');
+      port = u.port ? Number(u.port) : undefined;
+      path = u.pathname === '/' && !/^\w+:\/\/[^/]+\//.test(s.url) ? '' : u.pathname;
+    } catch {
+      return { why: `url "${s.url}" is not a URL` };
+    }
+  }
+  if (scheme !== 'http' && scheme !== 'https') return { why: `protocol ${scheme} is not supported yet` };
+  if (!host) return { why: 'it has no host or url' };
+  return { scheme, host, port: port ?? (scheme === 'https' ? 443 : 80), path };
+}
+
+/** `re` split at the slashes that are not inside a [character class]. */
+function splitSegments(re: string): string[] {
+  const out = [''];
+  let inClass = false;
+  for (let i = 0; i < re.length; i++) {
+    const ch = re[i];
+    if (ch === '\\') { out[out.length - 1] += ch + (re[++i] ?? ''); continue; }
+    if (ch === '[') inClass = true;
+    else if (ch === ']') inClass = false;
+    if (ch === '/' && !inClass) out.push('');
+    else out[out.length - 1] += ch;
+  }
+  return out;
+}
+
+/** Regex parts that match one path segment: carried as a `:param`. */
+const ONE_SEGMENT = new Set(['[^/]+', '\\d+', '[0-9]+', '\\w+', '[a-zA-Z0-9]+', '[a-zA-Z0-9_-]+', '[A-Za-z0-9_-]+', '[\\w-]+', '.+']);
+
+/**
+ * A Kong path as Turnpike uris. A plain path is a prefix in Kong: `/api` and
+ * `/api/*`. A regex path (`~/users/\d+`) becomes `:param` segments when it is
+ * only literal segments and one-segment patterns, else it is not carried.
+ */
+export function kongPath(p: string): { uris: string[]; prefix: string; approx: boolean } | { why: string } {
+  if (!p.startsWith('~')) {
+    if (!p.startsWith('/')) return { why: 'a path must start with /' };
+    const base = p.replace(/\/+$/, '');
+    return { uris: base ? [base, `${base}/*`] : ['/*'], prefix: base, approx: false };
+  }
+  let re = p.slice(1).replace(/^\^/, '');
+  const anchored = re.endsWith('$');
+  if (anchored) re = re.slice(0, -1);
+  const segs = splitSegments(re);
+  let n = 0;
+  const out: string[] = [];
+  let literal = true;
+  for (const seg of segs) {
+    if (!/[\\^$.*+?()[\]{}|]/.test(seg)) { out.push(seg); continue; }
+    const named = /^\(\?<(\w+)>(.*)\)$/.exec(seg);
+    if (ONE_SEGMENT.has(named ? named[2] : seg.replace(/^\((.*)\)$/, '$1'))) {
+      out.push(`:${named ? named[1] : `p${++n}`}`);
+      literal = false;
+      continue;
+    }
+    return { why: 'this regular expression cannot be expressed as a Turnpike path yet' };
+  }
+  const path = out.join('/') || '/';
+  if (!path.startsWith('/')) return { why: 'a path must start with /' };
+  const prefix = literal ? path.replace(/\/+$/, '') : '';
+  const uris = anchored ? [path] : [path, `${path.replace(/\/+$/, '')}/*`];
+  return { uris, prefix, approx: !literal };
+}
