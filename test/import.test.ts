@@ -232,6 +232,14 @@ describe('turnpike import (the command)', () => {
     });
   }
 
+  it('validate prints warnings and exits 0 when there are only warnings', async () => {
+    await writeFile(path.join(dir, 'apisix.yaml'), 'etcd: { host: [] }\nroutes:\n  - uri: /hello\n    upstream: { nodes: { "127.0.0.1:1980": 1 } }\n#END\n');
+    const r = await run(['validate', 'apisix.yaml'], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, 'apisix.yaml:1:1: etcd: warning: "etcd" belongs in APISIX\'s config.yaml; Turnpike ignores it here\n');
+    assert.match(r.stdout, /^apisix\.yaml: ok \(1 routes, sha256 [0-9a-f]{12}, 1 warning\)\n$/);
+  });
+
   it('the written file passes turnpike validate', async () => {
     assert.match(await readFile(path.join(dir, 'out.yaml'), 'utf8'), /^# Imported by `turnpike import` from kong\.yml/);
     const r = await run(['validate', 'out.yaml'], dir);
