@@ -36,3 +36,14 @@ export const APISIX_PLUGIN_FIELDS: Readonly<Record<string, readonly string[]>> =
   'file-logger': ['path', 'match', ...LOGGER],
   'http-logger': ['uri', 'auth_header', 'timeout', 'ssl_verify', 'concat_method', ...LOGGER, ...BATCH],
 };
+
+/**
+ * APISIX fields that are never dropped with a warning even when Turnpike lacks
+ * them: ignoring them would let through what the file means to refuse (more
+ * requests per window, other consumers), so they stay errors until implemented.
+ */
+export const APISIX_FIELDS_TO_HONOUR: Readonly<Record<string, readonly string[]>> = {
+  'limit-count': ['rules', 'group'],
+  'limit-conn': ['rules'],
+  'consumer-restriction': ['type', 'allowed_by_methods'],
+};

@@ -5,7 +5,7 @@
  * Serverless functions written in Lua are reported here, in the first round.
  */
 import type { PathSeg } from '../source.ts';
-import { APISIX_PLUGIN_FIELDS } from './fields.ts';
+import { APISIX_FIELDS_TO_HONOUR, APISIX_PLUGIN_FIELDS } from './fields.ts';
 import { isMap, type Notes } from './notes.ts';
 
 /** Where the README explains how to port a Lua function. */
@@ -83,8 +83,9 @@ export function normalizePluginMap(map: unknown, at: PathSeg[], notes: Notes): v
 export function dropApisixOnlyFields(name: string, conf: unknown, known: ReadonlySet<string>, at: PathSeg[], notes: Notes): void {
   const apisix = APISIX_PLUGIN_FIELDS[name];
   if (!apisix || !isMap(conf)) return;
+  const honour = APISIX_FIELDS_TO_HONOUR[name] ?? [];
   for (const k of Object.keys(conf)) {
-    if (known.has(k) || !apisix.includes(k)) continue;
+    if (known.has(k) || !apisix.includes(k) || honour.includes(k)) continue;
     notes.warn([...at, k], `plugin ${name}: field "${k}" is APISIX's and Turnpike does not implement it: ignored`, true);
     delete conf[k];
   }
