@@ -22,7 +22,8 @@ export function closest(name: string, known: Iterable<string>): string | undefin
     const d = distance(n, norm(k));
     if (d < bestD) { best = k; bestD = d; }
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(n.length / 3)) ? best : undefined;
+  // A typo is a few edits; a longer distance is another word, and suggesting it misleads.
+  return best !== undefined && bestD <= Math.min(3, Math.max(1, Math.floor(n.length / 4))) ? best : undefined;
 }
 
 /** ` (did you mean "x"?)`, or nothing. */
