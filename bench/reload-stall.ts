@@ -18,7 +18,7 @@ for (const offThread of [false, true, false, true, false, true]) {
   let prev = performance.now();
   const probe = setInterval(() => { const now = performance.now(); longest = Math.max(longest, now - prev); prev = now; }, 1);
   const t0 = performance.now();
-  const res = await loadConfigText(text, 'gateway.yaml', { env: {}, functions: (s) => pools.host(s), pause: yieldToEventLoop, parse: offThread ? (t) => parser.parse(t) : undefined });
+  const res = await loadConfigText(text, 'gateway.yaml', { env: {}, functions: (s) => pools.host(s), pause: yieldToEventLoop, parse: offThread ? (t, env) => parser.parse(t, env) : undefined });
   const total = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 5));
   clearInterval(probe);

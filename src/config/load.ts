@@ -4,7 +4,7 @@
  * three stages: parse (parse.ts), check (check.ts), compile (compile.ts).
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
 import type { FunctionHost, SharedState } from '../plugin.ts';
@@ -13,11 +13,12 @@ import { checkConfig } from './check.ts';
 import { compileConfig } from './compile.ts';
 import { IssueList } from './issues.ts';
 import { parseConfig } from './parse.ts';
+import type { Env } from './yaml-read.js';
 
 export { DEFAULT_THREADS } from './compile.ts';
 
 export interface LoadOptions {
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: Env;
   /** The function pool, as configured by the file being loaded (checking functions at load needs it). */
   functions: (settings: ServerlessSettings) => FunctionHost;
   /**
@@ -30,11 +31,13 @@ export interface LoadOptions {
    * Parses YAML elsewhere (a running gateway: on another thread); undefined
    * when the text has errors or that failed, and the load parses it here.
    */
-  parse?: (text: string) => Promise<{ data: unknown } | undefined>;
+  parse?: (text: string, env: Env) => Promise<{ data: unknown } | undefined>;
   /** The snapshot in force: unchanged upstreams are taken from it, balancer state and all. */
   previous?: Snapshot;
   /** State shared by the host's workers (plugins reach it as `api.shared`); a per-load local one when absent. */
   shared?: SharedState;
+  /** Text longer than this (UTF-8 bytes) is refused unparsed; DEFAULT_MAX_CONFIG_BYTES when absent. */
+  maxBytes?: number;
 }
 
 export type LoadResult =
@@ -46,22 +49,57 @@ export function hashText(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The text of a config file, or the issue that says why it cannot be read. */
-export async function readConfigText(file: string): Promise<{ text: string } | { issue: ConfigIssue }> {
+/**
+ * The largest config file read, in bytes: TURNPIKE_MAX_CONFIG_BYTES, else 8 MiB
+ * (16 times a 10,000-route file). The file cannot set its own limit: it is
+ * checked before the file is parsed.
+ */
+export const DEFAULT_MAX_CONFIG_BYTES = 8 << 20;
+
+/** The byte limit `env` sets, or the reason its value is not one. */
+export function maxConfigBytes(env: Env): number | string {
+  const raw = env.TURNPIKE_MAX_CONFIG_BYTES;
+  if (raw === undefined || raw === '') return DEFAULT_MAX_CONFIG_BYTES;
+  const n = Number(raw);
+  return /^[0-9]+$/.test(raw.trim()) && n > 0 ? n : `TURNPIKE_MAX_CONFIG_BYTES is "${raw}": it must be a whole number of bytes above 0`;
+}
+
+const tooLarge = (size: number, max: number) => `file is ${size.toLocaleString('en')} bytes, over the limit of ${max.toLocaleString('en')} (set TURNPIKE_MAX_CONFIG_BYTES to change it)`;
+
+/**
+ * The text of a config file, or the issue that says why it cannot be read.
+ * The size is checked before reading, and the read is bounded too (the file may grow meanwhile).
+ */
+export async function readConfigText(file: string, maxBytes = DEFAULT_MAX_CONFIG_BYTES): Promise<{ text: string } | { issue: ConfigIssue }> {
+  const issue = (message: string, line = 0): { issue: ConfigIssue } => ({ issue: { code: 'GW_ERR_CONFIG_READ', file, line, col: line, path: '', message } });
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    return { text: await readFile(file, 'utf8') };
+    fh = await open(file, 'r');
+    const st = await fh.stat();
+    if (st.isDirectory()) return issue('is a directory');
+    // A FIFO or device would block the read or never end.
+    if (!st.isFile()) return issue('is not a regular file');
+    if (st.size > maxBytes) return issue(tooLarge(st.size, maxBytes), 1);
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let len = 0;
+    for (let n = -1; n !== 0 && len < buf.length;) len += n = (await fh.read(buf, len, buf.length - len, len)).bytesRead;
+    if (len > maxBytes) return issue(tooLarge(len, maxBytes), 1);
+    return { text: buf.toString('utf8', 0, len) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (err as Error).message})`;
-    return { issue: { code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: why } };
+    return issue(code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (err as Error).message})`);
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }
 
-/** Reads and loads a config file. */
+/** Reads and loads a config file, within the byte limit of the options or the environment. */
 export async function loadConfigFile(file: string, opts: LoadOptions): Promise<LoadResult> {
-  const read = await readConfigText(file);
+  const max = opts.maxBytes ?? maxConfigBytes(opts.env ?? process.env);
+  if (typeof max === 'string') return { ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_READ', file, line: 0, col: 0, path: '', message: max }], warnings: [] };
+  const read = await readConfigText(file, max);
   if ('issue' in read) return { ok: false, hash: '', issues: [read.issue], warnings: [] };
-  return loadConfigText(read.text, file, opts);
+  return loadConfigText(read.text, file, { ...opts, maxBytes: max });
 }
 
 /** Every issue as `file:line:col: path: message`, one per line. */
@@ -72,19 +110,36 @@ export function formatIssues(issues: readonly ConfigIssue[]): string {
 /** A `pause` for a running gateway: lets the requests queued meanwhile run, then goes on. */
 export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Loads config text; `file` names it in messages and anchors relative paths. */
+/**
+ * Loads config text; `file` names it in messages and anchors relative paths.
+ * Never throws: whatever the text, a snapshot or positioned issues.
+ */
 export async function loadConfigText(text: string, file: string, opts: LoadOptions): Promise<LoadResult> {
   const hash = hashText(text);
   const issues = new IssueList(path.relative(process.cwd(), file) || file);
-  const pause = opts.pause ?? (() => undefined);
-  const fail = (): LoadResult => ({ ok: false, hash, issues: issues.sorted(), warnings: issues.sortedWarnings() });
+  try {
+    const snapshot = await runStages(text, file, hash, issues, opts);
+    if (snapshot) return { ok: true, hash, snapshot, warnings: issues.sortedWarnings() };
+  } catch (err) {
+    // A last resort: a bug or a plugin's surprise is this file's error, never a crash of the gateway.
+    issues.at('GW_ERR_CONFIG_SCHEMA', 1, 1, `the file could not be loaded: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+  }
+  return { ok: false, hash, issues: issues.sorted(), warnings: issues.sortedWarnings() };
+}
 
+async function runStages(text: string, file: string, hash: string, issues: IssueList, opts: LoadOptions): Promise<Snapshot | undefined> {
+  const max = opts.maxBytes ?? DEFAULT_MAX_CONFIG_BYTES;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > max) {
+    issues.at('GW_ERR_CONFIG_READ', 1, 1, tooLarge(bytes, max));
+    return undefined;
+  }
+  const pause = opts.pause ?? (() => undefined);
   const src = await parseConfig(text, issues, { env: opts.env ?? process.env, parse: opts.parse });
   await pause();
-  if (!src) return fail();
+  if (!src) return undefined;
   const checked = await checkConfig(src.data, file, issues, pause);
-  if (!checked) return fail();
+  if (!checked) return undefined;
   await pause();
-  const snapshot = await compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared });
-  return snapshot ? { ok: true, hash, snapshot, warnings: issues.sortedWarnings() } : fail();
+  return compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared });
 }

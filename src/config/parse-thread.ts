@@ -4,6 +4,7 @@
  * parses on the main thread as before: it only ever saves time.
  */
 import { Worker } from 'node:worker_threads';
+import { referencedEnv, type Env } from './yaml-read.js';
 
 const FILE = new URL('./parse-worker.js', import.meta.url);
 const TIMEOUT_MS = 10_000;
@@ -15,8 +16,8 @@ export class ParseThread {
   private seq = 0;
   private waiting = new Map<number, (a: Answer | undefined) => void>();
 
-  /** The YAML text's data, parsed on the thread; undefined when it has errors or the thread failed. */
-  async parse(text: string): Promise<{ data: unknown } | undefined> {
+  /** The YAML text's data (`${{VAR}}` from `env`), parsed on the thread; undefined when it has problems or the thread failed. */
+  async parse(text: string, env: Env = {}): Promise<{ data: unknown } | undefined> {
     const w = this.start();
     if (!w) return undefined;
     const id = ++this.seq;
@@ -24,7 +25,7 @@ export class ParseThread {
       const timer = setTimeout(() => { this.waiting.delete(id); resolve(undefined); }, TIMEOUT_MS);
       this.waiting.set(id, (a) => { clearTimeout(timer); resolve(a); });
       w.ref();
-      w.postMessage({ id, text });
+      w.postMessage({ id, text, env: referencedEnv(text, env) });
     });
     if (this.waiting.size === 0) this.worker?.unref();
     return answer?.ok ? { data: answer.data } : undefined;

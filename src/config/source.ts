@@ -2,39 +2,39 @@
  * YAML parsing that keeps where every value came from, so that every error can
  * name file:line:column.
  */
-import { isMap, isSeq, isScalar, isPair, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { PARSE_OPTIONS, TO_JS_OPTIONS } from './yaml-options.js';
+import { isMap, isSeq, isScalar, isPair, type Node } from 'yaml';
+import { readYaml, type Env } from './yaml-read.js';
 
 export type PathSeg = string | number;
 
 export interface ParsedSource {
   data: unknown;
-  yamlErrors: { line: number; col: number; message: string }[];
+  /** YAML problems, and `${{VAR}}`s with no value (`env: true`). */
+  yamlErrors: { line: number; col: number; message: string; env?: boolean }[];
   /** Line/column of the node at `path`, or of its nearest existing ancestor. */
   position(path: readonly PathSeg[], key?: boolean): { line: number; col: number };
 }
 
-/** 1-based line and column of a character offset in `text`. */
-export function offsetPosition(text: string, offset: number): { line: number; col: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
-  return { line, col: offset - start + 1 };
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return starts;
 }
 
-/** Parses YAML text; never throws. */
-export function parseSource(text: string): ParsedSource {
-  const lineCounter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter, ...PARSE_OPTIONS });
-  const yamlErrors = doc.errors.map((e) => {
-    const pos = lineCounter.linePos(e.pos[0]);
-    return { line: pos.line, col: pos.col, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') };
-  });
-  const data = yamlErrors.length ? undefined : doc.toJS({ ...TO_JS_OPTIONS });
+/** Parses YAML text, `${{VAR}}` taken from `env`; never throws. */
+export function parseSource(text: string, env: Env = {}): ParsedSource {
+  const { doc, problems, data, original } = readYaml(text, env);
+  const lines = lineStarts(text);
+  const linePos = (offset: number) => {
+    let lo = 0, hi = lines.length - 1;
+    while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (lines[mid] <= offset) lo = mid; else hi = mid - 1; }
+    return { line: lo + 1, col: offset - lines[lo] + 1 };
+  };
+  const yamlErrors = problems.map((p) => ({ ...linePos(p.offset), message: p.message, env: p.env }));
 
   function position(path: readonly PathSeg[], key = false): { line: number; col: number } {
-    let node: unknown = doc.contents;
-    let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+    let node: unknown = doc?.contents;
+    let offset = (doc?.contents as Node | null | undefined)?.range?.[0] ?? 0;
     for (let i = 0; i < path.length; i++) {
       const seg = path[i];
       let next: unknown;
@@ -52,16 +52,16 @@ export function parseSource(text: string): ParsedSource {
       if (r) offset = r[0];
       node = next;
     }
-    return lineCounter.linePos(offset);
+    return linePos(original(offset));
   }
 
   return { data, yamlErrors, position };
 }
 
 /** A source whose data was parsed elsewhere (error-free); positions parse the text here, once, only if asked. */
-export function sourceWithData(text: string, data: unknown): ParsedSource {
+export function sourceWithData(text: string, data: unknown, env: Env): ParsedSource {
   let full: ParsedSource | undefined;
-  return { data, yamlErrors: [], position: (path, key) => (full ??= parseSource(text)).position(path, key) };
+  return { data, yamlErrors: [], position: (path, key) => (full ??= parseSource(text, env)).position(path, key) };
 }
 
 /** `routes[0].plugins.key-auth` */

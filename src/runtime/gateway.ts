@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
-import { hashText, loadConfigText, readConfigText, yieldToEventLoop, type LoadResult } from '../config/load.ts';
+import { hashText, loadConfigText, maxConfigBytes, readConfigText, yieldToEventLoop, type LoadResult } from '../config/load.ts';
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
@@ -27,6 +27,10 @@ export interface GatewayOptions {
   watch?: boolean;
   /** Quiet period after a change before reloading, in ms. */
   debounceMs?: number;
+  /** How often the watcher's safety net compares the file (stat, then the content hash), in ms. */
+  pollMs?: number;
+  /** The largest config file read, in bytes (default: TURNPIKE_MAX_CONFIG_BYTES from `env`, else 8 MiB). */
+  maxConfigBytes?: number;
 }
 
 /** Thrown by `start` when the config is not valid: carries every issue. */
@@ -121,13 +125,28 @@ export class Gateway {
   private load(text: string): Promise<LoadResult> {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
-    const parse = this.current ? (t: string) => this.parser.parse(t) : undefined;
-    return loadConfigText(text, this.opts.config, { env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared });
+    const parse = this.current ? this.parser.parse.bind(this.parser) : undefined;
+    const max = this.maxBytes();
+    return loadConfigText(text, this.opts.config, {
+      env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared,
+      maxBytes: typeof max === 'number' ? max : undefined,
+    });
+  }
+
+  private maxBytes(): number | string {
+    return this.opts.maxConfigBytes ?? maxConfigBytes(this.opts.env ?? process.env);
+  }
+
+  /** Reads the file (size checked first), or the issue that says why not. */
+  private async read(): Promise<{ text: string } | { issue: ConfigIssue }> {
+    const max = this.maxBytes();
+    if (typeof max === 'string') return { issue: { code: 'GW_ERR_CONFIG_READ', file: this.opts.config, line: 0, col: 0, path: '', message: max } };
+    return readConfigText(this.opts.config, max);
   }
 
   /** Reads the file, then loads it; both failures come back as issues. */
   private async readAndLoad(): Promise<LoadResult> {
-    const read = await readConfigText(this.opts.config);
+    const read = await this.read();
     return 'issue' in read ? { ok: false, hash: '', issues: [read.issue], warnings: [] } : this.load(read.text);
   }
 
@@ -155,13 +174,15 @@ export class Gateway {
       this.queued ??= this.inflight.then(() => { this.queued = undefined; return this.reload(reason); });
       return this.queued;
     }
-    this.inflight = this.doReload(reason).finally(() => { this.inflight = undefined; });
+    // A last resort: whatever a reload throws is a rejected reload, never an unhandled rejection.
+    this.inflight = this.doReload(reason).catch((err: unknown) => this.rejected(reason, '', 0, [{ code: 'GW_ERR_CONFIG_SCHEMA', file: this.opts.config, line: 1, col: 1, path: '', message: `the file could not be loaded: ${(err as Error)?.message ?? err}` }]))
+      .finally(() => { this.inflight = undefined; });
     return this.inflight;
   }
 
   private async doReload(reason: string): Promise<ReloadOutcome> {
     const started = performance.now();
-    const read = await readConfigText(this.opts.config);
+    const read = await this.read();
     if ('text' in read && hashText(read.text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
     const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue], warnings: [] } : await this.load(read.text);
     const ms = Math.round((performance.now() - started) * 10) / 10;
@@ -171,14 +192,20 @@ export class Gateway {
       this.metrics.lastReloadOk = 1;
       log('info', 'config reloaded', { result: 'success', reason, hash: res.hash, duration_ms: ms, routes: res.snapshot.routes.length, ...(this.warnings.length ? { warnings: this.warnings } : {}) });
     } else {
-      void this.functions.retain([this.current.serverless]);
-      this.metrics.reloadsFailed++;
-      this.metrics.lastReloadOk = 0;
-      const errors = res.issues.map(formatIssue);
-      this.lastFailure = { at: new Date().toISOString(), message: errors[0] ?? 'config rejected', errors };
-      log('error', 'config rejected, still serving the last good config', { result: 'failure', reason, hash: res.hash, duration_ms: ms, serving: this.current.hash, errors });
+      this.rejected(reason, res.hash, ms, res.issues);
     }
     return res;
+  }
+
+  /** A reload that failed: the last good config keeps serving, and status, metrics and the log say why. */
+  private rejected(reason: string, hash: string, ms: number, issues: ConfigIssue[]): ReloadOutcome {
+    const errors = issues.map(formatIssue);
+    void this.functions.retain([this.current.serverless]);
+    this.metrics.reloadsFailed++;
+    this.metrics.lastReloadOk = 0;
+    this.lastFailure = { at: new Date().toISOString(), message: errors[0] ?? 'config rejected', errors };
+    log('error', 'config rejected, still serving the last good config', { result: 'failure', reason, hash, duration_ms: ms, serving: this.current.hash, errors });
+    return { ok: false, hash, issues, warnings: [] };
   }
 
   /** What the admin /status endpoint shows. */
