@@ -100,6 +100,62 @@ describe('the Kubernetes ConfigMap layout (..data symlink swap)', () => {
   });
 });
 
+describe('every way of replacing a symlinked gateway.yaml reloads once', () => {
+  // gateway.yaml is a link (the Kubernetes layout, or a link into a checkout); the change comes in another way each time.
+  const layouts: { desc: string; change: (dir: string, text: string) => Promise<void> }[] = [
+    { desc: 'an editor renames a new regular file over the link', change: async (dir, t) => { await writeFile(path.join(dir, '.gateway.yaml.tmp'), t); await rename(path.join(dir, '.gateway.yaml.tmp'), path.join(dir, 'gateway.yaml')); } },
+    { desc: 'the link is pointed at another file', change: async (dir, t) => { const n = `other${Math.random()}.yaml`; await writeFile(path.join(dir, n), t); await symlink(n, path.join(dir, 'link.tmp')); await rename(path.join(dir, 'link.tmp'), path.join(dir, 'gateway.yaml')); } },
+    { desc: 'the target, in another directory, is written in place (no event: the periodic check sees it)', change: (dir, t) => writeFile(path.join(dir, '..', 'elsewhere', 'real.yaml'), t) },
+  ];
+  for (const l of layouts) {
+    it(l.desc, async () => {
+      const logs = captureLogs();
+      const holder = await startGateway(config('ignored'), { watch: false });
+      // conf/gateway.yaml -> ..data/gateway.yaml, conf/..data -> ..2026_01 -> ../elsewhere/real.yaml
+      const dir = path.join(holder.dir, 'conf');
+      await mkdir(path.join(dir, '..2026_01'), { recursive: true });
+      await mkdir(path.join(holder.dir, 'elsewhere'));
+      await writeFile(path.join(holder.dir, 'elsewhere', 'real.yaml'), config('v1'));
+      await symlink('../../elsewhere/real.yaml', path.join(dir, '..2026_01', 'gateway.yaml'));
+      await symlink('..2026_01', path.join(dir, '..data'));
+      await symlink('..data/gateway.yaml', path.join(dir, 'gateway.yaml'));
+      const { Gateway } = await import('../src/runtime/gateway.ts');
+      const gw = await Gateway.start({ config: path.join(dir, 'gateway.yaml'), env: {}, pollMs: 200 });
+      try {
+        assert.equal((await request(gw.port, '/hello')).body, 'v1');
+        for (const [i, v] of ['v2', 'v3'].entries()) {
+          await l.change(dir, config(v));
+          await eventually(async () => (await request(gw.port, '/hello')).body === v);
+          await sleep(600); // two more periodic checks and any late event
+          assert.deepEqual(gw.status().reloads, { success: i + 1, failure: 0 });
+        }
+      } finally {
+        await gw.close(100);
+        await holder.close();
+        logs.restore();
+      }
+    });
+  }
+
+  it('a rejected change is rejected once, though both the event and the periodic check see it', async () => {
+    const logs = captureLogs();
+    const holder = await startGateway(config('v1'), { watch: false });
+    const { Gateway } = await import('../src/runtime/gateway.ts');
+    const gw = await Gateway.start({ config: holder.file, env: {}, pollMs: 100, debounceMs: 150 });
+    try {
+      await writeFile(holder.file, `${HEAD}routes: [\n`);
+      await eventually(() => (gw.status().reloads as { failure: number }).failure === 1);
+      await sleep(500);
+      assert.deepEqual(gw.status().reloads, { success: 0, failure: 1 });
+      assert.equal((await request(gw.port, '/hello')).body, 'v1');
+    } finally {
+      await gw.close(100);
+      await holder.close();
+      logs.restore();
+    }
+  });
+});
+
 describe('rejected reloads keep the last good config', () => {
   let gw: TestGateway;
   let logs: ReturnType<typeof captureLogs>;

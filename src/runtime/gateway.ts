@@ -42,6 +42,9 @@ export class ConfigRejected extends Error {
   }
 }
 
+/** Reasons the watcher gives (watch.ts). */
+const WATCHER_REASONS = new Set(['file changed', 'periodic check']);
+
 export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: true };
 
 /** A running gateway; `Gateway.start` loads the config and listens, `close` drains and stops. */
@@ -64,6 +67,7 @@ export class Gateway {
   private queued?: Promise<ReloadOutcome>;
   private upgraded = new Set<import('node:stream').Duplex>();
   private watcher?: Watcher;
+  private rejectedHash?: string;
 
   readonly opts: GatewayOptions;
   private constructor(opts: GatewayOptions) {
@@ -105,7 +109,7 @@ export class Gateway {
         await listen(gw.admin, snap.admin.port, snap.admin.host);
       }
       if (opts.watch !== false) {
-        gw.watcher = watchConfig(opts.config, () => { void gw.reload('file changed'); }, opts.debounceMs);
+        gw.watcher = watchConfig(opts.config, (why) => { void gw.reload(why); }, opts.debounceMs, opts.pollMs);
         await gw.watcher.ready;
       }
     } catch (err) {
@@ -183,7 +187,10 @@ export class Gateway {
   private async doReload(reason: string): Promise<ReloadOutcome> {
     const started = performance.now();
     const read = await this.read();
-    if ('text' in read && hashText(read.text) === this.current.hash) return { ok: true, hash: this.current.hash, unchanged: true };
+    const hash = 'text' in read ? hashText(read.text) : '';
+    if (hash === this.current.hash) return { ok: true, hash, unchanged: true };
+    // The watcher's event and its periodic check may both see one change: a file already rejected is not rejected twice.
+    if (hash && hash === this.rejectedHash && WATCHER_REASONS.has(reason)) return { ok: false, hash, issues: [], warnings: [] };
     const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue], warnings: [] } : await this.load(read.text);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (res.ok) {
@@ -200,6 +207,7 @@ export class Gateway {
   /** A reload that failed: the last good config keeps serving, and status, metrics and the log say why. */
   private rejected(reason: string, hash: string, ms: number, issues: ConfigIssue[]): ReloadOutcome {
     const errors = issues.map(formatIssue);
+    this.rejectedHash = hash;
     void this.functions.retain([this.current.serverless]);
     this.metrics.reloadsFailed++;
     this.metrics.lastReloadOk = 0;

@@ -1,51 +1,81 @@
 /**
- * Decides when to reload: chokidar watches the config's directory (editors
- * rename temp files over it; Kubernetes swaps a `..data` symlink), filtered to
- * events that can change the file, debounced.
+ * Decides when to reload. Two sources, either enough on its own:
+ * - events: fs.watch on the config's directory (editors rename a temp file
+ *   over the file, which may itself be a symlink; Kubernetes swaps a `..data`
+ *   symlink), filtered to names that can change the file, debounced;
+ * - a safety net: every `pollMs` a stat of the file (through any symlinks) and
+ *   of the link itself; a signature that differs from the last one seen
+ *   triggers a reload too. An event that never came costs one poll period,
+ *   never a silently stale config.
+ * The reload compares the content hash, so a change seen by both sources
+ * reloads once.
  */
+import { watch, type FSWatcher } from 'node:fs';
+import { lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 
 export interface Watcher {
-  /** Resolves once the initial scan is done: changes after it are seen. */
+  /** Resolves once watching has started: changes after it are seen. */
   ready: Promise<void>;
   close(): Promise<void>;
 }
 
-/** Calls `onChange` once per burst of changes that may affect `file`. */
-export function watchConfig(file: string, onChange: () => void, debounceMs = 50): Watcher {
+/** Default period of the safety-net check, in ms. */
+export const DEFAULT_POLL_MS = 5000;
+
+/** Identity, size and times of the file and of the link that may point at it. */
+async function signature(file: string): Promise<string> {
+  const sig = (s: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  const [target, link] = await Promise.all([stat(file).then(sig, () => 'missing'), lstat(file).then(sig, () => 'missing')]);
+  return `${target}|${link}`;
+}
+
+/** Calls `onChange` once per burst of changes that may affect `file`, with what noticed it. */
+export function watchConfig(file: string, onChange: (reason: string) => void, debounceMs = 50, pollMs = DEFAULT_POLL_MS): Watcher {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const base = path.basename(abs);
   let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let last = '';
   const fire = () => {
     clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
+    timer = setTimeout(async () => {
+      last = await signature(abs); // what this reload will read: the poll need not see it again
+      if (!closed) onChange('file changed');
+    }, debounceMs);
   };
-  const watcher: FSWatcher = watch(dir, {
-    ignoreInitial: true,
-    depth: 1,
-    followSymlinks: false,
-    // Both the file itself and Kubernetes' `..data` link (and the dated folder behind it).
-    ignored: (p: string) => {
-      if (p === dir) return false;
-      const top = path.relative(dir, p).split(path.sep)[0];
-      return !(top === base || top.startsWith('..'));
-    },
-    atomic: false,
-    awaitWriteFinish: false,
-  });
-  watcher.on('all', (_event, p) => {
-    const top = path.relative(dir, p).split(path.sep)[0];
-    if (top === base || top.startsWith('..')) fire();
-  });
-  watcher.on('error', () => {});
-  const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  let fsw: FSWatcher | undefined;
+  const start = () => {
+    try {
+      fsw = watch(dir, { persistent: false }, (_event, name) => {
+        const top = name ? String(name).split(path.sep)[0] : undefined;
+        if (top === undefined || top === base || top.startsWith('..')) fire();
+      });
+      // The directory went away (replaced or unmounted): the poll keeps watching; try again on its next turn.
+      fsw.on('error', () => { fsw?.close(); fsw = undefined; });
+    } catch {
+      fsw = undefined;
+    }
+  };
+  start();
+  const poll = setInterval(async () => {
+    if (!fsw) start();
+    const now = await signature(abs);
+    if (closed || now === last) return;
+    last = now;
+    clearTimeout(timer);
+    onChange('periodic check');
+  }, pollMs);
+  poll.unref();
+  const ready = signature(abs).then((s) => { last = s; });
   return {
     ready,
     async close() {
+      closed = true;
       clearTimeout(timer);
-      await watcher.close();
+      clearInterval(poll);
+      fsw?.close();
     },
   };
 }
