@@ -269,3 +269,15 @@ export function compileIpMatcher(list: readonly string[]): IpMatcher {
     },
   };
 }
+
+/**
+ * Header names and values a plugin's config may set, checked at load: a
+ * schema says `"format": "header-name"` (or `propertyNames: { format:
+ * "header-name" }` for a map of headers) and `"format": "header-value"`.
+ * A name is an RFC 9110 token; a value holds tab, visible ASCII or obs-text
+ * (what Node sends), never CR, LF or another control character.
+ */
+export const HEADER_FORMATS = Object.freeze({
+  'header-name': { test: (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s), text: 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces)' },
+  'header-value': { test: (s: string) => /^[\t\x20-\x7e\x80-\xff]*$/.test(s), text: 'is not a valid header value (no CR, LF or other control characters)' },
+});

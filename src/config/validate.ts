@@ -4,6 +4,7 @@
  * nothing leaks between loads; the file's own schema is compiled once.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { HEADER_FORMATS } from '../plugin.ts';
 import { didYouMean } from './compat/suggest.ts';
 import type { PathSeg } from './source.ts';
 
@@ -11,7 +12,7 @@ export interface SchemaProblem { path: PathSeg[]; message: string; atKey: boolea
 
 /** Compiles schemas once per load, keyed by `$id`. */
 export class SchemaSet {
-  private ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  private ajv = withFormats(new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true }));
   private compiled = new Map<string, ValidateFunction>();
 
   /** Compiles (once) and runs `schema` against `data`, applying defaults in place. */
@@ -25,6 +26,12 @@ export class SchemaSet {
     if (fn(data)) return [];
     return describe(fn.errors ?? [], base);
   }
+}
+
+/** The formats every schema may use (HEADER_FORMATS: plugins that set headers). */
+function withFormats(ajv: Ajv): Ajv {
+  for (const [name, f] of Object.entries(HEADER_FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.test });
+  return ajv;
 }
 
 function pointerToPath(pointer: string): PathSeg[] {
@@ -56,7 +63,14 @@ function describe(errors: ErrorObject[], base: readonly PathSeg[]): SchemaProble
       case 'enum': message = `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`; break;
       case 'type': message = `must be of type ${(e.params as { type: string }).type}`; break;
       case 'anyOf': case 'oneOf': message = `is not valid; expected ${((e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms').replace(/\.$/, '')}`; break;
-      case 'propertyNames': continue; // reported by the 'pattern' error that follows
+      case 'propertyNames': continue; // reported by the 'pattern' or 'format' error that follows
+      case 'format': {
+        const f = HEADER_FORMATS[(e.params as { format: string }).format as keyof typeof HEADER_FORMATS];
+        const name = (e as { propertyName?: string }).propertyName;
+        if (name !== undefined) { path.push(name); atKey = true; }
+        message = `${JSON.stringify(name ?? e.data)} ${f?.text ?? `must match format "${(e.params as { format: string }).format}"`}`;
+        break;
+      }
       case 'pattern': {
         const name = (e as { propertyName?: string }).propertyName;
         if (name !== undefined) { path.push(name); atKey = true; message = `"${name}" is not a valid name`; }
