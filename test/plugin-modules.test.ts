@@ -7,7 +7,8 @@ import path from 'node:path';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
 import { builtinPlugins } from '../src/config/plugins.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
-import './helpers/harness.ts';
+import { Gateway } from '../src/runtime/gateway.ts';
+import { captureLogs, request } from './helpers/harness.ts';
 
 const pools = new FunctionPools();
 after(() => pools.close());
@@ -18,6 +19,10 @@ const modules: { desc: string; file: string; src: string; want: string }[] = [
   { desc: 'no priority', file: 'c.js', src: "export default { name: 'c', version: '1', schema: {}, phases: {} };", want: 'plugin file plugins/c.js needs "priority", a number' },
   { desc: 'unknown phase', file: 'd.js', src: "export default { name: 'd', version: '1', priority: 1, schema: {}, phases: { balancer() {} } };", want: 'plugin file plugins/d.js has unknown phase "balancer" (phases: rewrite, access, before_proxy, header_filter, body_filter, log)' },
   { desc: 'syntax error', file: 'e.js', src: 'export default {', want: 'plugin file plugins/e.js could not be loaded: ' },
+  { desc: 'loops forever at import', file: 'g.js', src: 'while (true) {}\nexport default {};', want: 'plugin file plugins/g.js did not finish loading within 2000 ms (an endless loop at import?)' },
+  { desc: 'throws at import', file: 'h.js', src: "throw new Error('no config for h');\nexport default {};", want: 'plugin file plugins/h.js could not be loaded: no config for h' },
+  { desc: 'ends the process at import', file: 'i.js', src: 'process.exit(3);\nexport default {};', want: 'plugin file plugins/i.js ended the process while loading (exit code 3)' },
+  { desc: 'a rejected top-level await', file: 'j.mjs', src: "await Promise.reject(new Error('later'));\nexport default {};", want: 'plugin file plugins/j.mjs could not be loaded: later' },
   { desc: 'a TypeScript plugin loads', file: 'f.ts', src: "const p: { name: string } & Record<string, unknown> = { name: 'f', version: '1', priority: 1, schema: {}, phases: {} };\nexport default p;", want: '' },
 ];
 
@@ -28,7 +33,7 @@ describe('plugin modules', () => {
       try {
         await mkdir(path.join(dir, 'plugins'));
         await writeFile(path.join(dir, 'plugins', m.file), m.src);
-        const res = await loadConfigText('plugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { mocking: {} } }\n', path.join(dir, 'gateway.yaml'), { env: {}, functions: (s) => pools.host(s) });
+        const res = await loadConfigText('plugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { mocking: {} } }\n', path.join(dir, 'gateway.yaml'), { env: {}, functions: (s) => pools.host(s), pluginImportTimeoutMs: m.desc.startsWith('loops') ? 2000 : undefined });
         const text = res.ok ? '' : formatIssues(res.issues);
         if (m.want === '') assert.equal(text, '');
         else assert.ok(text.includes(`plugin_paths[0]: ${m.want}`), text);
@@ -37,6 +42,30 @@ describe('plugin modules', () => {
       }
     });
   }
+
+  it('a reload with a plugin that loops at import is rejected while traffic keeps being served', async () => {
+    const logs = captureLogs();
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-plugins-'));
+    const file = path.join(dir, 'gateway.yaml');
+    await writeFile(file, 'listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nroutes:\n  - { id: a, uri: /a, plugins: { mocking: { response_example: good } } }\n');
+    const gw = await Gateway.start({ config: file, env: {}, watch: false, pluginImportTimeoutMs: 2000 });
+    try {
+      await mkdir(path.join(dir, 'plugins'));
+      await writeFile(path.join(dir, 'plugins', 'spin.js'), 'while (true) {}\nexport default {};');
+      await writeFile(file, `listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nplugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { mocking: { response_example: new } } }\n`);
+      const reload = gw.reload('test');
+      // The probe thread spins; the main thread still answers.
+      assert.equal((await request(gw.port, '/a')).body, 'good');
+      const res = await reload;
+      assert.equal(res.ok, false);
+      assert.match(res.ok ? '' : formatIssues(res.issues), /plugin_paths\[0\]: plugin file plugins\/spin\.js did not finish loading within 2000 ms/);
+      assert.equal((await request(gw.port, '/a')).body, 'good');
+    } finally {
+      await gw.close(100);
+      await rm(dir, { recursive: true, force: true });
+      logs.restore();
+    }
+  });
 
   it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
     const plugins = await builtinPlugins();

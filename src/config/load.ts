@@ -36,6 +36,8 @@ export interface LoadOptions {
   previous?: Snapshot;
   /** State shared by the host's workers (plugins reach it as `api.shared`); a per-load local one when absent. */
   shared?: SharedState;
+  /** How long a user plugin module may take to import, in a probe thread (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
+  pluginImportTimeoutMs?: number;
   /** Text longer than this (UTF-8 bytes) is refused unparsed; DEFAULT_MAX_CONFIG_BYTES when absent. */
   maxBytes?: number;
 }
@@ -138,7 +140,7 @@ async function runStages(text: string, file: string, hash: string, issues: Issue
   const src = await parseConfig(text, issues, { env: opts.env ?? process.env, parse: opts.parse });
   await pause();
   if (!src) return undefined;
-  const checked = await checkConfig(src.data, file, issues, pause);
+  const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs });
   if (!checked) return undefined;
   await pause();
   return compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared });

@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { PHASES, type PluginDef } from '../plugin.ts';
 
 const BUILTIN_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url));
@@ -37,10 +38,55 @@ export function pluginModuleProblem(mod: unknown, file: string): string | undefi
 /** A module that loaded but does not honour the plugin contract. */
 class NotAPlugin extends Error {}
 
-async function importPlugin(file: string, bust: boolean): Promise<PluginDef> {
+/** How long a user plugin module may take to import (in a probe thread) before the load is rejected. */
+export const PLUGIN_IMPORT_TIMEOUT_MS = 10_000;
+const PROBE = new URL('./plugin-probe.js', import.meta.url);
+/** URLs (file and version) whose probe passed: imported on the main thread since, nothing to prove again. */
+const probed = new Set<string>();
+
+/**
+ * Imports `url` in a throwaway thread; resolves undefined when it loads there,
+ * else why not: it threw, ended its thread, ran out of memory or took longer than `timeoutMs`.
+ */
+function probeImport(url: string, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let w: Worker;
+    try {
+      w = new Worker(PROBE, { workerData: { url }, resourceLimits: { maxOldGenerationSizeMb: 512 }, stdout: true, stderr: true });
+    } catch (err) {
+      resolve(`could not be checked: ${(err as Error).message}`);
+      return;
+    }
+    // What a module prints while it is proven is not the gateway's output (it prints again when imported here).
+    w.stdout.resume();
+    w.stderr.resume();
+    let settled = false;
+    const done = (why: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void w.terminate();
+      resolve(why);
+    };
+    // The clock starts once the thread runs: starting one on a loaded machine is not the module's time.
+    let timer: NodeJS.Timeout | undefined;
+    w.once('online', () => { timer = setTimeout(() => done(`did not finish loading within ${timeoutMs} ms (an endless loop at import?)`), timeoutMs); });
+    w.on('message', (m: { ok: boolean; message?: string }) => done(m.ok ? undefined : `could not be loaded: ${m.message}`));
+    w.on('error', (err) => done(`could not be loaded: ${err.message}`));
+    w.on('exit', (code) => done(`ended the process while loading (exit code ${code})`));
+  });
+}
+
+async function importPlugin(file: string, bust: boolean, timeoutMs = PLUGIN_IMPORT_TIMEOUT_MS): Promise<PluginDef> {
   let url = pathToFileURL(file).href;
   // ESM caches by URL: a changed user plugin must be seen by the next reload.
   if (bust) url += `?v=${(await stat(file)).mtimeMs}`;
+  // User modules are proven in a probe thread first: only one that loads there is imported here.
+  if (bust && !probed.has(url)) {
+    const why = await probeImport(url, timeoutMs);
+    if (why) throw new NotAPlugin(why.replace(/\s*\n\s*/g, ' '));
+    probed.add(url);
+  }
   const mod = await import(url);
   const problem = pluginModuleProblem(mod, file);
   if (problem) throw new NotAPlugin(problem);
@@ -72,7 +118,7 @@ export function builtinPlugins(): Promise<Map<string, PluginDef>> {
 export interface PluginLoadProblem { index: number; message: string }
 
 /** Built-ins plus the user's plugins; problems name the file and the plugin_paths entry. */
-export async function loadPlugins(pluginPaths: readonly string[], baseDir: string): Promise<{ plugins: Map<string, PluginDef>; problems: PluginLoadProblem[] }> {
+export async function loadPlugins(pluginPaths: readonly string[], baseDir: string, importTimeoutMs = PLUGIN_IMPORT_TIMEOUT_MS): Promise<{ plugins: Map<string, PluginDef>; problems: PluginLoadProblem[] }> {
   const plugins = new Map(await builtinPlugins());
   const problems: PluginLoadProblem[] = [];
   for (let i = 0; i < pluginPaths.length; i++) {
@@ -87,7 +133,7 @@ export async function loadPlugins(pluginPaths: readonly string[], baseDir: strin
     for (const file of files) {
       const rel = path.relative(baseDir, file) || file;
       try {
-        const def = await importPlugin(file, true);
+        const def = await importPlugin(file, true, importTimeoutMs);
         if (plugins.has(def.name)) {
           problems.push({ index: i, message: `plugin file ${rel}: a plugin named "${def.name}" already exists` });
           continue;

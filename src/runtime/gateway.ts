@@ -29,6 +29,8 @@ export interface GatewayOptions {
   debounceMs?: number;
   /** How often the watcher's safety net compares the file (stat, then the content hash), in ms. */
   pollMs?: number;
+  /** How long a user plugin module may take to import (default 10 s). */
+  pluginImportTimeoutMs?: number;
   /** The largest config file read, in bytes (default: TURNPIKE_MAX_CONFIG_BYTES from `env`, else 8 MiB). */
   maxConfigBytes?: number;
 }
@@ -133,7 +135,7 @@ export class Gateway {
     const max = this.maxBytes();
     return loadConfigText(text, this.opts.config, {
       env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared,
-      maxBytes: typeof max === 'number' ? max : undefined,
+      maxBytes: typeof max === 'number' ? max : undefined, pluginImportTimeoutMs: this.opts.pluginImportTimeoutMs,
     });
   }
 
