@@ -27,6 +27,10 @@ const cases: { desc: string; conf: string; want: string }[] = [
     want: 'gateway.yaml:5:32: routes[0].plugins.mocking.content_type: plugin mocking: "text/plain\\nx: y" is not a valid header value (no CR, LF or other control characters)' },
   { desc: 'key-auth: a space in the header it reads', conf: route('      key-auth: { header: "api key" }\n'),
     want: 'gateway.yaml:6:27: routes[0].plugins.key-auth.header: plugin key-auth: "api key" is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only; no spaces)' },
+  { desc: 'redirect: LF in the location', conf: 'routes:\n  - id: a\n    uri: /a\n    plugins:\n      redirect: { uri: "/b\\r\\nset-cookie: x=1" }\n',
+    want: 'gateway.yaml:5:24: routes[0].plugins.redirect.uri: plugin redirect: "/b\\r\\nset-cookie: x=1" is not a valid header value (no CR, LF or other control characters)' },
+  { desc: 'cors: LF in expose_headers', conf: 'routes:\n  - id: a\n    uri: /a\n    plugins:\n      mocking: {}\n      cors: { expose_headers: "x-a\\nx-b" }\n',
+    want: 'gateway.yaml:6:31: routes[0].plugins.cors.expose_headers: plugin cors: "x-a\\nx-b" is not a valid header value (no CR, LF or other control characters)' },
 ];
 
 describe('header names and values are checked at load', () => {
