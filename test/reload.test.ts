@@ -15,6 +15,8 @@ async function status(gw: TestGateway): Promise<Record<string, any>> {
 }
 const hello = async (gw: TestGateway) => (await request(gw.port, '/hello')).body;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A reload on a loaded machine (the first one starts the parse thread) can take seconds: wait generously. */
+const WAIT = 15_000;
 
 describe('reload on file change', () => {
   let gw: TestGateway;
@@ -33,7 +35,7 @@ describe('reload on file change', () => {
   for (const c of changes) {
     it(`${c.desc}: exactly one reload, new config served`, async () => {
       await c.change(gw.file, config('v2'));
-      await eventually(async () => (await hello(gw)) === 'v2');
+      await eventually(async () => (await hello(gw)) === 'v2', WAIT);
       await sleep(300); // let any further events arrive
       const s = await status(gw);
       assert.equal(s.reloads.success, 1);
@@ -50,7 +52,7 @@ describe('reload on file change', () => {
 
   it('20 rapid writes converge on the last one', async () => {
     for (let i = 1; i <= 20; i++) await writeFile(gw.file, config(`w${i}`));
-    await eventually(async () => (await hello(gw)) === 'w20');
+    await eventually(async () => (await hello(gw)) === 'w20', WAIT);
     await sleep(300);
     assert.equal(await hello(gw), 'w20');
     const s = await status(gw);
@@ -60,10 +62,10 @@ describe('reload on file change', () => {
 
   it('a deleted file keeps the last good config serving until it comes back', async () => {
     await unlink(gw.file);
-    await eventually(async () => (await status(gw)).last_failure?.message.endsWith('file not found'));
+    await eventually(async () => (await status(gw)).last_failure?.message.endsWith('file not found'), WAIT);
     assert.equal(await hello(gw), 'v1');
     await writeFile(gw.file, config('back'));
-    await eventually(async () => (await hello(gw)) === 'back');
+    await eventually(async () => (await hello(gw)) === 'back', WAIT);
   });
 });
 
@@ -87,7 +89,7 @@ describe('the Kubernetes ConfigMap layout (..data symlink swap)', () => {
         await symlink('..2026_02', path.join(dir, '..data_tmp'));
         await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
         await rm(path.join(dir, '..2026_01'), { recursive: true });
-        await eventually(async () => (await request(k.port, '/hello')).body === 'cm2');
+        await eventually(async () => (await request(k.port, '/hello')).body === 'cm2', WAIT);
         await sleep(300);
         assert.equal(k.status().reloads && (k.status().reloads as { success: number }).success, 1);
       } finally {
@@ -125,7 +127,7 @@ describe('every way of replacing a symlinked gateway.yaml reloads once', () => {
         assert.equal((await request(gw.port, '/hello')).body, 'v1');
         for (const [i, v] of ['v2', 'v3'].entries()) {
           await l.change(dir, config(v));
-          await eventually(async () => (await request(gw.port, '/hello')).body === v);
+          await eventually(async () => (await request(gw.port, '/hello')).body === v, WAIT);
           await sleep(600); // two more periodic checks and any late event
           assert.deepEqual(gw.status().reloads, { success: i + 1, failure: 0 });
         }
@@ -144,7 +146,7 @@ describe('every way of replacing a symlinked gateway.yaml reloads once', () => {
     const gw = await Gateway.start({ config: holder.file, env: {}, pollMs: 100, debounceMs: 150 });
     try {
       await writeFile(holder.file, `${HEAD}routes: [\n`);
-      await eventually(() => (gw.status().reloads as { failure: number }).failure === 1);
+      await eventually(() => (gw.status().reloads as { failure: number }).failure === 1, WAIT);
       await sleep(500);
       assert.deepEqual(gw.status().reloads, { success: 0, failure: 1 });
       assert.equal((await request(gw.port, '/hello')).body, 'v1');
