@@ -4,9 +4,10 @@
  *   over the file, which may itself be a symlink; Kubernetes swaps a `..data`
  *   symlink), filtered to names that can change the file, debounced;
  * - a safety net: every `pollMs` a stat of the file (through any symlinks) and
- *   of the link itself; a signature that differs from the last one seen
- *   triggers a reload too. An event that never came costs one poll period,
- *   never a silently stale config.
+ *   of the link itself; a signature that differs from the last one seen, and
+ *   is the same at the next check (so a file being written is not read
+ *   half-way), triggers a reload too. An event that never came costs at most
+ *   two poll periods, never a silently stale config.
  * The reload compares the content hash, so a change seen by both sources
  * reloads once.
  */
@@ -21,7 +22,7 @@ export interface Watcher {
 }
 
 /** Default period of the safety-net check, in ms. */
-export const DEFAULT_POLL_MS = 5000;
+export const DEFAULT_POLL_MS = 2000;
 
 /** Identity, size and times of the file and of the link that may point at it. */
 async function signature(file: string): Promise<string> {
@@ -38,6 +39,7 @@ export function watchConfig(file: string, onChange: (reason: string) => void, de
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let last = '';
+  let pending = '';
   const fire = () => {
     clearTimeout(timer);
     timer = setTimeout(async () => {
@@ -63,6 +65,7 @@ export function watchConfig(file: string, onChange: (reason: string) => void, de
     if (!fsw) start();
     const now = await signature(abs);
     if (closed || now === last) return;
+    if (now !== pending) { pending = now; return; } // changed since the last check: wait until it holds still
     last = now;
     clearTimeout(timer);
     onChange('periodic check');
