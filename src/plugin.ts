@@ -50,6 +50,27 @@ export interface Consumer {
   readonly username: string;
 }
 
+/** A consumer with its credentials for one auth plugin, as that plugin's `consumerInit` compiled them. */
+export interface Credential<T = unknown> {
+  readonly consumer: Consumer;
+  readonly credential: T;
+}
+
+/** The connection and request line as the client sent them (before any rewrite). */
+export interface Downstream {
+  /** `http` or `https`: the client's connection to the gateway. */
+  readonly scheme: string;
+  /** Host header, lower-cased, without port (the listener's address when absent). */
+  readonly host: string;
+  /** The port the client connected to. */
+  readonly port: number;
+  /** Path and query as received (nginx's `$request_uri`). */
+  readonly request_uri: string;
+  readonly server_addr: string;
+  readonly remote_addr: string;
+  readonly remote_port: number;
+}
+
 export interface PluginLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -78,8 +99,10 @@ export interface Ctx {
   response?: ResponseView;
   /** Per-request data shared between plugins. */
   vars: Record<string, unknown>;
-  readonly route: { readonly id: string; readonly uri: string };
-  readonly service?: { readonly id: string };
+  /** `config`: the route as written in gateway.yaml, without its upstream (frozen). */
+  readonly route: { readonly id: string; readonly uri: string; readonly config?: Readonly<Record<string, unknown>> };
+  /** `config`: the service as written, without its upstream (frozen). */
+  readonly service?: { readonly id: string; readonly config?: Readonly<Record<string, unknown>> };
   consumer?: Consumer;
   /** Host header sent upstream, when a plugin overrides pass_host. */
   upstreamHost?: string;
@@ -101,6 +124,10 @@ export interface Ctx {
   limitRequestBody(bytes: number): Reply | undefined;
   /** Set when the log phase runs. */
   readonly record?: RequestRecord;
+  /** For auth plugins: like findConsumer, with the credentials `consumerInit` compiled at load. */
+  findCredential<T = unknown>(plugin: string, key: string): Credential<T> | undefined;
+  /** Scheme, host, ports and addresses of the client connection (computed when read). */
+  readonly downstream: Downstream;
 }
 
 export type HandlerResult = Reply | undefined | void;
@@ -192,6 +219,12 @@ export interface PluginDef<C = any, S = C> {
   consumerSchema?: Record<string, unknown>;
   /** For auth plugins: the lookup key a consumer's credentials define. */
   consumerKey?(conf: any): string;
+  /**
+   * For auth plugins: compiles one consumer's credentials once per load
+   * (keys imported, secrets decoded); `findCredential` hands the result back.
+   * Throw to reject the config (never put the secret in the message).
+   */
+  consumerInit?(conf: any, api: PluginApi): unknown;
   /** Rules across several fields; return a message when the config is not valid. */
   check?(conf: C): string | undefined | void;
   /** Compile once per load; the value returned is what handlers receive as `conf`. */

@@ -2,7 +2,7 @@
  * The frozen result of one config load: everything the request path reads.
  * Built by config code, read (never changed) by the server.
  */
-import type { Consumer, Handler, Phase } from './plugin.ts';
+import type { Credential, Handler, Phase } from './plugin.ts';
 import type { Balancer } from './balancer.ts';
 import type { Router } from './router.ts';
 
@@ -62,6 +62,10 @@ export interface RouteEntry {
   readonly id: string;
   readonly uri: string;
   readonly serviceId?: string;
+  /** The route as written, without its upstream (plugins see it as ctx.route.config). */
+  readonly config?: Readonly<Record<string, unknown>>;
+  /** ctx.service: the service's id and its config without upstream. */
+  readonly service?: { readonly id: string; readonly config?: Readonly<Record<string, unknown>> };
   readonly upstream?: UpstreamEntry;
   readonly websocket: boolean;
   readonly chain: Chain;
@@ -91,7 +95,8 @@ export interface Snapshot {
   readonly serverless: ServerlessSettings;
   readonly router: Router;
   readonly routes: readonly RouteEntry[];
-  readonly consumers: ReadonlyMap<string, ReadonlyMap<string, Consumer>>;
+  /** plugin name → lookup key → the consumer and its compiled credentials. */
+  readonly consumers: ReadonlyMap<string, ReadonlyMap<string, Credential>>;
   /** Every upstream node origin in use (pools of others can be closed). */
   readonly origins: ReadonlySet<string>;
   /** Serverless function ids in use (workers drop the others). */

@@ -28,8 +28,9 @@ function ctx(headers: Record<string, string | string[]> = {}, vars: Record<strin
     findConsumer: () => undefined,
     setClientAddress: () => false,
     limitRequestBody: () => undefined,
+    findCredential: () => undefined,
   };
-  return c as Ctx;
+  return c as unknown as Ctx;
 }
 
 describe('function pool', () => {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
-import type { Consumer, FunctionHost, PluginApi, PluginDef, SharedState } from '../plugin.ts';
+import type { Consumer, Credential, FunctionHost, PluginApi, PluginDef, SharedState } from '../plugin.ts';
 import { Router, type RouteSpec } from '../router.ts';
 import type { RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { LocalSharedState } from '../shared/local.ts';
@@ -41,11 +41,12 @@ type Layer = Map<string, Instance> | undefined;
 export async function compileConfig(checked: Checked, file: string, hash: string, issues: IssueList, opts: CompileOptions): Promise<Snapshot | undefined> {
   const { doc } = checked;
   const serverless = serverlessSettings(doc);
-  const layers = await initPlugins(checked, issues, { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {} });
+  const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {} };
+  const layers = await initPlugins(checked, issues, api);
   if (issues.size) return undefined;
   const upstreamCache = new Map<string, UpstreamEntry>();
   const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);
-  const consumers = indexConsumers(checked, layers, issues);
+  const consumers = await indexConsumers(checked, layers, issues, api);
   const routes = await compileRoutes(doc, layers, consumers.layers, upstreamOf, issues, opts.pause);
   if (issues.size) return undefined;
 
@@ -111,24 +112,36 @@ async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi):
 
 interface ConsumerLayer { consumer: Consumer; layer: Layer }
 
-/** Consumers by credential, per auth plugin; a credential two consumers share is an issue. */
-function indexConsumers(checked: Checked, layers: Map<string, Layer>, issues: IssueList): { index: Map<string, Map<string, Consumer>>; layers: ConsumerLayer[] } {
-  const index = new Map<string, Map<string, Consumer>>();
+/**
+ * Consumers by credential, per auth plugin, each with its credentials as the
+ * plugin's consumerInit compiled them (keys imported once, here); a credential
+ * two consumers share is an issue.
+ */
+async function indexConsumers(checked: Checked, layers: Map<string, Layer>, issues: IssueList, api: PluginApi): Promise<{ index: Map<string, Map<string, Credential>>; layers: ConsumerLayer[] }> {
+  const index = new Map<string, Map<string, Credential>>();
   const withPlugins: ConsumerLayer[] = [];
-  checked.doc.consumers?.forEach((c, i) => {
+  for (const [i, c] of (checked.doc.consumers ?? []).entries()) {
     const consumer = Object.freeze({ username: String(c.username) });
     for (const [name, conf] of Object.entries(c.plugins ?? {})) {
       const def = checked.plugins.get(name) as PluginDef;
       if (!def.consumerKey) continue;
+      const at = ['consumers', i, 'plugins', name];
+      let credential: unknown = conf;
+      try {
+        if (def.consumerInit) credential = await def.consumerInit(conf, { ...api, where: `consumer "${consumer.username}"`, scope: `consumer:${consumer.username}` });
+      } catch (err) {
+        issues.add('GW_ERR_CONFIG_PLUGIN', at, `plugin ${name}: ${(err as Error)?.message ?? err}`, true);
+        continue;
+      }
       const key = def.consumerKey(conf);
       let idx = index.get(name);
       if (!idx) index.set(name, (idx = new Map()));
-      if (idx.has(key)) issues.add('GW_ERR_CONFIG_REF', ['consumers', i, 'plugins', name], `plugin ${name}: the same credential is already used by consumer "${idx.get(key)!.username}"`, true);
-      idx.set(key, consumer);
+      if (idx.has(key)) issues.add('GW_ERR_CONFIG_REF', at, `plugin ${name}: the same credential is already used by consumer "${idx.get(key)!.consumer.username}"`, true);
+      idx.set(key, Object.freeze({ consumer, credential: deepFreeze(credential) }));
     }
     const l = layers.get(`consumer:${c.username}`);
     if (l && l.size) withPlugins.push({ consumer, layer: l });
-  });
+  }
   return { index, layers: withPlugins };
 }
 
@@ -143,6 +156,13 @@ async function compileRoutes(
   const globals = new Map<string, Instance>();
   for (const g of doc.global_rules ?? []) for (const [k, v] of layers.get(`global:${g.id}`) ?? []) globals.set(k, v);
   const services = new Map((doc.services ?? []).map((s) => [String(s.id), s]));
+  const serviceViews = new Map<string, RouteEntry['service']>();
+  const serviceView = (svc: NonNullable<GatewayDoc['services']>[number]) => {
+    const id = String(svc.id);
+    let v = serviceViews.get(id);
+    if (!v) serviceViews.set(id, (v = Object.freeze({ id, config: withoutUpstream(svc) })));
+    return v;
+  };
   const entries: RouteEntry[] = [];
   const specs: RouteSpec[] = [];
   const routeDocs = doc.routes ?? [];
@@ -170,12 +190,19 @@ async function compileRoutes(
     const uris = r.uris ?? [r.uri as string];
     const entry: RouteEntry = Object.freeze({
       id: String(r.id), uri: uris[0], serviceId: svc ? String(svc.id) : undefined, upstream,
+      config: withoutUpstream(r), service: svc ? serviceView(svc) : undefined,
       websocket: r.enable_websocket, chain: buildChain(own), consumerChains,
     });
     entries.push(entry);
     specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
   }
   return { entries, specs };
+}
+
+/** A route or service as written, minus its upstream (what plugins may show, e.g. opa's with_route). */
+function withoutUpstream(doc: object): Readonly<Record<string, unknown>> {
+  const { upstream: _, ...rest } = doc as Record<string, unknown>;
+  return deepFreeze(rest);
 }
 
 function deepFreeze<T>(v: T): T {

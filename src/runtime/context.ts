@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError, publicBody } from '../errors.ts';
 import { log } from '../log.ts';
-import type { Consumer, Ctx, PluginLogger, Reply, RequestRecord, RequestView, ResponseView } from '../plugin.ts';
+import type { Consumer, Credential, Ctx, Downstream, PluginLogger, Reply, RequestRecord, RequestView, ResponseView } from '../plugin.ts';
 import type { Chain, RouteEntry, Snapshot } from '../snapshot.ts';
 
 function parseQuery(search: string): Record<string, string | string[]> {
@@ -94,8 +94,8 @@ export class RequestCtx implements Ctx {
   readonly request: RequestData;
   response?: ResponseView;
   vars: Record<string, unknown> = {};
-  readonly route: { readonly id: string; readonly uri: string };
-  readonly service?: { readonly id: string };
+  readonly route: RouteEntry;
+  readonly service?: RouteEntry['service'];
   consumer?: Consumer;
   upstreamHost?: string;
   /** The node that answered (access log). */
@@ -125,7 +125,7 @@ export class RequestCtx implements Ctx {
     request.trusted = snapshot.trustedProxies;
     this.route = entry;
     this.chain = entry.chain;
-    this.service = entry.serviceId === undefined ? undefined : { id: entry.serviceId };
+    this.service = entry.service;
   }
 
   get log(): PluginLogger {
@@ -137,7 +137,7 @@ export class RequestCtx implements Ctx {
   }
 
   findConsumer(plugin: string, key: string): Consumer | undefined {
-    return this.snapshot.consumers.get(plugin)?.get(key);
+    return this.snapshot.consumers.get(plugin)?.get(key)?.consumer;
   }
 
   setClientAddress(ip: string): boolean {
@@ -151,6 +151,24 @@ export class RequestCtx implements Ctx {
     const declared = Number(this.raw.headers['content-length']);
     if ((body !== undefined ? body.length : declared) > this.bodyLimit) return bodyTooLargeReply(this.bodyLimit);
     return undefined;
+  }
+
+  findCredential<T = unknown>(plugin: string, key: string): Credential<T> | undefined {
+    return this.snapshot.consumers.get(plugin)?.get(key) as Credential<T> | undefined;
+  }
+
+  get downstream(): Downstream {
+    const sock = this.raw.socket;
+    const host = this.raw.headers.host;
+    return {
+      scheme: this.request.scheme,
+      host: host ? hostWithoutPort(host) : sock.localAddress ?? '',
+      port: sock.localPort ?? 0,
+      request_uri: this.raw.url ?? '/',
+      server_addr: sock.localAddress ?? '',
+      remote_addr: sock.remoteAddress ?? '',
+      remote_port: sock.remotePort ?? 0,
+    };
   }
 }
 
@@ -175,6 +193,12 @@ function schemeOf(raw: IncomingMessage | undefined, trusted: ((ip: string) => bo
     return h[i + 1].split(',')[0].trim().toLowerCase() === 'https' ? 'https' : 'http';
   }
   return 'http';
+}
+
+/** `Example.com:8080` → `example.com`, `[::1]:80` → `[::1]`. */
+function hostWithoutPort(host: string): string {
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
+  return (end > 0 ? host.slice(0, end) : host).toLowerCase();
 }
 
 /** `/a/b?x=1` → [`/a/b`, `?x=1`]. */
