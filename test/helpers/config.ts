@@ -12,3 +12,8 @@ export async function configErrors(text: string, env: Record<string, string> = {
     await pools.close();
   }
 }
+
+/** A one-route file whose route runs `plugin` with `conf` (YAML flow text): columns in errors count from this line. */
+export function routeWith(plugin: string, conf: string): string {
+  return `routes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { ${plugin}: ${conf} } }\n`;
+}

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { captureLogs, fixture, request } from '../helpers/harness.ts';
-import { configErrors } from '../helpers/config.ts';
+import { configErrors, routeWith } from '../helpers/config.ts';
 
 const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
 
@@ -77,7 +77,7 @@ consumers:
 });
 
 describe('basic-auth config errors', () => {
-  const route = 'routes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { basic-auth: ROUTE } }\n';
+  const route = routeWith('basic-auth', 'ROUTE');
   const consumer = (conf: string) => `${route.replace('ROUTE', '{}')}consumers:\n  - username: u\n    plugins:\n      basic-auth: ${conf}\n`;
   const cases: { desc: string; conf: string; want: string }[] = [
     { desc: 'no password', conf: consumer('{ username: u }'), want: 'gateway.yaml:6:19: consumers[0].plugins.basic-auth: plugin basic-auth: missing required field "password"' },

@@ -1,41 +1,30 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http, { type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
-import { configErrors } from '../helpers/config.ts';
+import { configErrors, routeWith } from '../helpers/config.ts';
 
-/** A real authorization service on loopback: decides from the headers it receives. */
-async function startAuthService(): Promise<{ port: number; seen: { url: string; method: string; headers: IncomingHttpHeaders; body: string }[]; close(): Promise<void> }> {
-  const seen: { url: string; method: string; headers: IncomingHttpHeaders; body: string }[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      seen.push({ url: req.url!, method: req.method!, headers: req.headers, body });
-      const auth = req.headers.authorization;
-      switch (req.url) {
-        case '/auth':
-          if (auth === 'Bearer good') { res.writeHead(200, { 'x-user-id': '42', 'x-internal': 'not listed' }); res.end('ignored body'); return; }
-          if (auth === 'Bearer expired') { res.writeHead(302, { location: 'https://login.example/', 'x-reason': 'expired', 'x-internal': 'secret' }); res.end(); return; }
-          res.writeHead(401, { 'x-reason': 'bad token', 'content-type': 'text/plain' }); res.end('denied by the auth service'); return;
-        case '/echo': res.writeHead(204); res.end(); return;
-        case '/post': res.writeHead(body === 'let me in' ? 200 : 403); res.end(); return;
-        case '/slow': setTimeout(() => { if (!res.destroyed) { res.writeHead(200); res.end(); } }, 5000).unref(); return;
-        case '/huge-header': res.writeHead(200, { 'x-big': 'a'.repeat(100_000) }); res.end(); return;
-        case '/big-deny': res.writeHead(403); res.end('x'.repeat(2 << 20)); return;
-        case '/garbage': req.socket.end('NOT HTTP AT ALL\r\n\r\n'); return;
-      }
-      res.writeHead(500); res.end();
-    });
+/** A real authorization service on loopback (the harness's server with a handler): decides from the headers it receives. */
+function startAuthService(): Promise<Upstream> {
+  return startUpstream((req, res, body) => {
+    const auth = req.headers.authorization;
+    switch (req.url) {
+      case '/auth':
+        if (auth === 'Bearer good') { res.writeHead(200, { 'x-user-id': '42', 'x-internal': 'not listed' }); res.end('ignored body'); return; }
+        if (auth === 'Bearer expired') { res.writeHead(302, { location: 'https://login.example/', 'x-reason': 'expired', 'x-internal': 'secret' }); res.end(); return; }
+        res.writeHead(401, { 'x-reason': 'bad token', 'content-type': 'text/plain' }); res.end('denied by the auth service'); return;
+      case '/echo': res.writeHead(204); res.end(); return;
+      case '/post': res.writeHead(body === 'let me in' ? 200 : 403); res.end(); return;
+      case '/slow': setTimeout(() => { if (!res.destroyed) { res.writeHead(200); res.end(); } }, 5000).unref(); return;
+      case '/huge-header': res.writeHead(200, { 'x-big': 'a'.repeat(100_000) }); res.end(); return;
+      case '/big-deny': res.writeHead(403); res.end('x'.repeat(2 << 20)); return;
+      case '/garbage': req.socket.end('NOT HTTP AT ALL\r\n\r\n'); return;
+    }
+    res.writeHead(500); res.end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as AddressInfo).port, seen, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
 describe('forward-auth', () => {
-  let auth: Awaited<ReturnType<typeof startAuthService>>;
+  let auth: Upstream;
   let up: Upstream;
   let gw: TestGateway;
   before(async () => {
@@ -113,7 +102,7 @@ describe('forward-auth', () => {
 });
 
 describe('forward-auth config errors', () => {
-  const route = (conf: string) => `routes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { forward-auth: ${conf} } }\n`;
+  const route = (conf: string) => routeWith('forward-auth', conf);
   const cases: { desc: string; conf: string; want: string }[] = [
     { desc: 'no uri', conf: route('{}'), want: 'gateway.yaml:2:92: routes[0].plugins.forward-auth: plugin forward-auth: missing required field "uri"' },
     { desc: 'not http', conf: route('{ uri: "file:///etc/passwd" }'), want: 'gateway.yaml:2:99: routes[0].plugins.forward-auth.uri: plugin forward-auth: must match pattern ^https?://' },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 import { fixture, request } from '../helpers/harness.ts';
-import { configErrors } from '../helpers/config.ts';
+import { configErrors, routeWith } from '../helpers/config.ts';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -137,7 +137,7 @@ ${indent(pem(ed))}
 });
 
 describe('jwt-auth config errors', () => {
-  const route = 'routes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { jwt-auth: ROUTE } }\n';
+  const route = routeWith('jwt-auth', 'ROUTE');
   const consumer = (conf: string) => `${route.replace('ROUTE', '{}')}consumers:\n  - username: u\n    plugins:\n      jwt-auth: ${conf}\n`;
   const cases: { desc: string; conf: string; want: string }[] = [
     { desc: 'HS256 without a secret', conf: consumer('{ key: k }'), want: 'gateway.yaml:6:7: consumers[0].plugins.jwt-auth: plugin jwt-auth: property "secret" is required when using HS based algorithms' },

@@ -6,10 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
-import { configErrors } from '../helpers/config.ts';
+import { configErrors, routeWith } from '../helpers/config.ts';
 
 type Input = { request: { method: string; headers: Record<string, string>; query: Record<string, string>; path: string }; route?: { id: string }; service?: { id: string }; consumer?: { username: string } };
 
@@ -48,33 +46,29 @@ const packages: Record<string, (input: Input) => unknown> = {
   echo: () => ({ allow: true }),
 };
 
-async function startOpa(): Promise<{ port: number; inputs: unknown[]; close(): Promise<void> }> {
-  const inputs: unknown[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const [, pkg, ...rest] = (req.url ?? '').split('?')[0].replace(/^\/v1\/data/, '').split('/');
-      if (pkg === 'slow') return; // never answers
-      if (pkg === 'garbage') { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>not json</html>'); return; }
-      if (pkg === 'huge') { res.writeHead(200); res.end(JSON.stringify({ result: { allow: true, pad: 'x'.repeat(2 << 20) } })); return; }
-      let body: { input?: Input };
-      try { body = JSON.parse(Buffer.concat(chunks).toString()); } catch { res.writeHead(400); res.end('{"code":"invalid_parameter","message":"body is not JSON"}'); return; }
-      if (req.method !== 'POST' || req.headers['content-type'] !== 'application/json' || !body.input) { res.writeHead(400); res.end('{"code":"invalid_parameter"}'); return; }
-      inputs.push(body.input);
-      const policy = packages[pkg];
-      let doc: unknown = policy ? policy(body.input) : undefined;
-      for (const seg of rest) doc = doc && typeof doc === 'object' ? (doc as Record<string, unknown>)[seg] : undefined;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(doc === undefined ? {} : { result: doc })); // OPA: an undefined decision has no result
-    });
+/** The OPA stand-in: the harness's server with a handler that answers the data API. */
+function startOpa(): Promise<Upstream> {
+  return startUpstream((req, res, text) => {
+    const [, pkg, ...rest] = (req.url ?? '').split('?')[0].replace(/^\/v1\/data/, '').split('/');
+    if (pkg === 'slow') return; // never answers
+    if (pkg === 'garbage') { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>not json</html>'); return; }
+    if (pkg === 'huge') { res.writeHead(200); res.end(JSON.stringify({ result: { allow: true, pad: 'x'.repeat(2 << 20) } })); return; }
+    let body: { input?: Input };
+    try { body = JSON.parse(text); } catch { res.writeHead(400); res.end('{"code":"invalid_parameter","message":"body is not JSON"}'); return; }
+    if (req.method !== 'POST' || req.headers['content-type'] !== 'application/json' || !body.input) { res.writeHead(400); res.end('{"code":"invalid_parameter"}'); return; }
+    const policy = packages[pkg];
+    let doc: unknown = policy ? policy(body.input) : undefined;
+    for (const seg of rest) doc = doc && typeof doc === 'object' ? (doc as Record<string, unknown>)[seg] : undefined;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(doc === undefined ? {} : { result: doc })); // OPA: an undefined decision has no result
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as AddressInfo).port, inputs, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
+/** The input document of the n-th call OPA received. */
+const inputOf = (opa: Upstream, n: number) => JSON.parse(opa.seen[n].body).input;
+
 describe('opa', () => {
-  let opa: Awaited<ReturnType<typeof startOpa>>;
+  let opa: Upstream;
   let up: Upstream;
   let gw: TestGateway;
   before(async () => {
@@ -142,10 +136,10 @@ ${route('down', `{ host: "http://127.0.0.1:${dead}", policy: example, keepalive:
   }
 
   it('the input document has APISIX shape', async () => {
-    const n = opa.inputs.length;
+    const n = opa.seen.length;
     const res = await request(gw.port, '/shape?a=1&a=2&b=x', { headers: { host: 'Shop.Example:9443', 'x-h': 'v' } });
     assert.equal(res.status, 200);
-    const input = opa.inputs[n] as Record<string, Record<string, unknown>>;
+    const input = inputOf(opa, n) as Record<string, Record<string, unknown>>;
     assert.equal(typeof input.var.timestamp, 'number');
     assert.match(String(input.var.remote_port), /^\d+$/);
     const { timestamp: _t, remote_port: _p, ...vars } = input.var;
@@ -160,9 +154,9 @@ ${route('down', `{ host: "http://127.0.0.1:${dead}", policy: example, keepalive:
   });
 
   it('with_route sends the route without its upstream, with_consumer only the username', async () => {
-    const n = opa.inputs.length;
+    const n = opa.seen.length;
     await request(gw.port, '/ctx', { headers: { apikey: 'alice-key' } });
-    const input = opa.inputs[n] as Record<string, unknown>;
+    const input = inputOf(opa, n) as Record<string, unknown>;
     assert.deepEqual(input.consumer, { username: 'alice' });
     assert.deepEqual(input.route, { id: 'ctx', uri: '/ctx', service_id: 'svc', plugins: { opa: { host: `http://127.0.0.1:${opa.port}`, policy: 'context', with_route: true, with_service: true, with_consumer: true, timeout: 3000, keepalive: true, keepalive_timeout: 60000, keepalive_pool: 5, ssl_verify: true } }, priority: 0, enable_websocket: false });
     assert.deepEqual(input.service, { id: 'svc', plugins: { 'key-auth': { header: 'apikey', query: 'apikey', hide_credentials: false } } });
@@ -170,7 +164,7 @@ ${route('down', `{ host: "http://127.0.0.1:${dead}", policy: example, keepalive:
 });
 
 describe('opa config errors', () => {
-  const route = (conf: string) => `routes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { opa: ${conf} } }\n`;
+  const route = (conf: string) => routeWith('opa', conf);
   const cases: { desc: string; conf: string; want: string }[] = [
     { desc: 'no host', conf: route('{ policy: p }'), want: 'gateway.yaml:2:83: routes[0].plugins.opa: plugin opa: missing required field "host"' },
     { desc: 'no policy', conf: route('{ host: "http://o" }'), want: 'gateway.yaml:2:83: routes[0].plugins.opa: plugin opa: missing required field "policy"' },
