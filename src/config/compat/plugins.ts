@@ -18,7 +18,7 @@ export function looksLikeLua(src: string): boolean {
   // Keywords inside string literals say nothing ("..., then ..." in a JavaScript string).
   const code = src.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, '""').replace(/--[^\n]*/g, '');
   if (/\bngx\.|\brequire\s*\(?\s*["']apisix|\bkong\.(request|response|service|log|ctx)\b/.test(src)) return true;
-  if (/\blocal\s+(function\s+)?[A-Za-z_]/.test(code) || /(^|[^.\w$])then\b(?!\s*\()/m.test(code) || /~=/.test(code)) return true;
+  if (/\blocal\s+(function\s+)?[A-Za-z_]/.test(code) || /(^|[^.\w$])then\b(?=[ \t]*($|[A-Za-z_]))(?![ \t]*(in|instanceof)\b)/m.test(code) || /~=/.test(code)) return true;
   return /^\s*return\s+function\s*\([^)]*\)/.test(code) && !code.includes('{') && /\bend\s*$/.test(code);
 }
 
