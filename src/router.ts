@@ -86,7 +86,7 @@ export class Router {
     for (const s of specs) {
       if (!s.hosts?.length) { any.push(s); continue; }
       for (const h of s.hosts) {
-        const host = h.toLowerCase();
+        const host = h.toLowerCase().replace(/\.$/, '');
         const [map, key] = host.startsWith('*') ? [suffix, host.slice(1)] : [exact, host];
         let list = map.get(key);
         if (!list) map.set(key, (list = []));
@@ -100,13 +100,10 @@ export class Router {
     if (any.length) this.any = yield* buildTree(any);
   }
 
-  /** The route for a request, or undefined. `host` may carry a port. */
+  /** The route for a request, or undefined. `host` is in normal form (normalizeHost: lower case, no port, no trailing dot). */
   find(method: string, path: string, host: string | undefined): Match | undefined {
     if (host && (this.exact.size || this.suffixes.length)) {
-      let h = host;
-      const colon = h.lastIndexOf(':');
-      if (colon > 0 && h.indexOf(']') < colon) h = h.slice(0, colon);
-      h = h.toLowerCase();
+      const h = host;
       const tree = this.exact.get(h);
       const m = tree && lookup(tree, method, path);
       if (m) return m;

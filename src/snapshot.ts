@@ -68,6 +68,10 @@ export interface RouteEntry {
   readonly service?: { readonly id: string; readonly config?: Readonly<Record<string, unknown>> };
   readonly upstream?: UpstreamEntry;
   readonly websocket: boolean;
+  /** TRACE is answered 405 unless the route lists it in `methods`. */
+  readonly allowTrace: boolean;
+  /** `allow_encoded_slashes`: `%2F`/`%5C` in the path are passed on encoded instead of refused. */
+  readonly allowEncodedSlashes: boolean;
   readonly chain: Chain;
   /** The chain once a consumer is known (consumer plugins merged in), by username. */
   readonly consumerChains?: ReadonlyMap<string, Chain>;

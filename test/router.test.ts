@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router, type RouteSpec } from '../src/router.ts';
+import { normalizeHost, normalizePath, normalizeRewritten } from '../src/runtime/normalize.ts';
 import type { RouteEntry } from '../src/snapshot.ts';
 
 function spec(id: string, s: Partial<Omit<RouteSpec, 'route'>> & { uris: string[] }, order: number): RouteSpec {
@@ -42,6 +43,8 @@ const cases: { desc: string; method?: string; path: string; host?: string; want:
   { desc: 'same path: the next route takes other methods', method: 'DELETE', path: '/both', want: 'any-low' },
   { desc: 'exact host', path: '/api/x', host: 'a.example.com', want: 'host-a' },
   { desc: 'exact host with port and case', path: '/api/x', host: 'A.Example.com:9080', want: 'host-a' },
+  { desc: 'exact host with a trailing dot', path: '/api/x', host: 'a.example.com.', want: 'host-a' },
+  { desc: 'exact host with a trailing dot and a port', path: '/api/x', host: 'A.EXAMPLE.COM.:80', want: 'host-a' },
   { desc: 'wildcard host', path: '/api/x', host: 'b.example.com', want: 'wild' },
   { desc: 'longest wildcard first', path: '/api/x', host: 'x.eu.example.com', want: 'wild-deeper' },
   { desc: 'wildcard does not match the bare domain', path: '/api/x', host: 'example.com', want: 'api-any' },
@@ -59,7 +62,7 @@ const cases: { desc: string; method?: string; path: string; host?: string; want:
 describe('router', () => {
   for (const c of cases) {
     it(c.desc, () => {
-      const m = router.find(c.method ?? 'GET', c.path, c.host);
+      const m = router.find(c.method ?? 'GET', c.path, c.host === undefined ? undefined : normalizeHost(c.host));
       assert.equal(m?.route.id, c.want);
       if (c.params) assert.deepEqual({ ...m?.params }, c.params);
     });
@@ -71,4 +74,61 @@ describe('router', () => {
     assert.equal(big.find('GET', '/svc9999/items/1', undefined)?.route.id, 'r9999');
     assert.equal(big.find('GET', '/svc10000/items/1', undefined), undefined);
   });
+});
+
+const paths: { desc: string; path: string; want: string | undefined }[] = [
+  { desc: 'plain path is returned as is', path: '/a/b/c', want: '/a/b/c' },
+  { desc: 'root', path: '/', want: '/' },
+  { desc: 'dot-dot segment', path: '/pub/../priv/secret', want: '/priv/secret' },
+  { desc: 'encoded dots', path: '/pub/%2e%2e/priv/secret', want: '/priv/secret' },
+  { desc: 'half-encoded dots', path: '/pub/.%2e/priv/secret', want: '/priv/secret' },
+  { desc: 'upper-case encoded dots', path: '/pub/%2E%2E/priv', want: '/priv' },
+  { desc: 'dot-dot then encoded slash stays one segment', path: '/pub/..%2fpriv/x', want: '/pub/..%2Fpriv/x' },
+  { desc: 'encoded slash kept encoded, upper-cased', path: '/priv%2fx', want: '/priv%2Fx' },
+  { desc: 'double slash merged', path: '//priv/x', want: '/priv/x' },
+  { desc: 'many slashes merged', path: '/a///b//', want: '/a/b/' },
+  { desc: 'leading encoded slash kept', path: '/%2fpriv/x', want: '/%2Fpriv/x' },
+  { desc: 'dot segment', path: '/a/./b/.', want: '/a/b/' },
+  { desc: 'above the root is clamped', path: '/../../etc/passwd', want: '/etc/passwd' },
+  { desc: 'trailing dot-dot keeps a slash', path: '/a/b/..', want: '/a/' },
+  { desc: 'unreserved escapes decoded', path: '/%41%62c%7e%2D', want: '/Abc~-' },
+  { desc: 'reserved escapes kept, upper-cased', path: '/a%3fb%20c', want: '/a%3Fb%20c' },
+  { desc: 'non-ASCII escapes kept', path: '/caf%c3%a9', want: '/caf%C3%A9' },
+  { desc: 'dots inside a name are not segments', path: '/a/..b/.c/...', want: '/a/..b/.c/...' },
+  { desc: 'broken escape', path: '/a%zz', want: undefined },
+  { desc: 'truncated escape', path: '/a%2', want: undefined },
+  { desc: 'NUL byte', path: '/a%00b', want: undefined },
+  { desc: 'raw backslash', path: '/pub/..\\priv', want: undefined },
+  { desc: 'servlet path parameter on dot-dot', path: '/pub/..;/priv/x', want: undefined },
+  { desc: 'not absolute', path: 'priv/x', want: undefined },
+];
+
+describe('path normalisation', () => {
+  for (const c of paths) {
+    it(c.desc, () => assert.equal(normalizePath(c.path), c.want));
+  }
+  const rewrites: { desc: string; path: string; want: string | undefined }[] = [
+    { desc: 'protocol-relative result', path: '//evil.example/x', want: '/evil.example/x' },
+    { desc: 'escape above the root', path: '/../../etc/passwd', want: '/etc/passwd' },
+    { desc: 'relative result made absolute', path: 'x/../y', want: '/y' },
+    { desc: 'a query in the result is kept, the path before it normalised', path: '/a/./b?x=/../1', want: '/a/b?x=/../1' },
+  ];
+  for (const c of rewrites) {
+    it(`rewrite: ${c.desc}`, () => assert.equal(normalizeRewritten(c.path), c.want));
+  }
+});
+
+describe('host normalisation', () => {
+  const hosts: { desc: string; host: string; want: string | undefined }[] = [
+    { desc: 'lower-cased, port removed', host: 'Admin.Example.COM:8080', want: 'admin.example.com' },
+    { desc: 'trailing dot removed', host: 'admin.example.com.', want: 'admin.example.com' },
+    { desc: 'IPv6 literal with port', host: '[::1]:9080', want: '[::1]' },
+    { desc: 'userinfo refused', host: 'a@b.example', want: undefined },
+    { desc: 'slash refused', host: 'a.example/x', want: undefined },
+    { desc: 'empty label refused', host: 'a..example', want: undefined },
+    { desc: 'non-numeric port refused', host: 'a.example:x', want: undefined },
+  ];
+  for (const c of hosts) {
+    it(c.desc, () => assert.equal(normalizeHost(c.host), c.want));
+  }
 });

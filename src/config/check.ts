@@ -10,6 +10,7 @@ import type { IssueList } from './issues.ts';
 import type { GatewayDoc, PluginMap } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import type { PathSeg } from './source.ts';
+import { parseTrustedProxies } from './upstream.ts';
 import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
 import { Notes } from './compat/notes.ts';
@@ -117,6 +118,7 @@ function checkReferences(doc: GatewayDoc, issues: IssueList): void {
     });
     return seen;
   };
+  for (const p of parseTrustedProxies(doc.trusted_proxies ?? []).problems) issues.add('GW_ERR_CONFIG_SCHEMA', ['trusted_proxies', p.index], p.message);
   const upstreamIds = ids('upstreams', doc.upstreams, 'id');
   const serviceIds = ids('services', doc.services, 'id');
   ids('routes', doc.routes, 'id');

@@ -13,7 +13,7 @@ import { buildChain, canReply, type Instance } from './chain.ts';
 import type { Checked, Place } from './check.ts';
 import type { IssueList } from './issues.ts';
 import type { GatewayDoc, UpstreamDoc } from './model.ts';
-import { compileUpstreamCached, parseListen, trustMatcher } from './upstream.ts';
+import { compileUpstreamCached, parseListen, parseTrustedProxies } from './upstream.ts';
 
 /**
  * Half the cores, at least one: the main thread and the kernel's network work
@@ -69,7 +69,7 @@ export async function compileConfig(checked: Checked, file: string, hash: string
     hash,
     listen: parseListen(doc.listen, '0.0.0.0'),
     admin: doc.admin?.enabled === false ? null : parseListen(doc.admin?.listen ?? '127.0.0.1:9180', '127.0.0.1'),
-    trustedProxies: trustMatcher(doc.trusted_proxies),
+    trustedProxies: parseTrustedProxies(doc.trusted_proxies).match,
     serverless,
     router,
     routes: Object.freeze(routes.entries),
@@ -192,6 +192,7 @@ async function compileRoutes(
       id: String(r.id), uri: uris[0], serviceId: svc ? String(svc.id) : undefined, upstream,
       config: withoutUpstream(r), service: svc ? serviceView(svc) : undefined,
       websocket: r.enable_websocket, chain: buildChain(own), consumerChains,
+      allowTrace: r.methods?.includes('TRACE') ?? false, allowEncodedSlashes: r.allow_encoded_slashes,
     });
     entries.push(entry);
     specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });

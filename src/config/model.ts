@@ -32,7 +32,7 @@ export interface GatewayDoc {
   routes?: {
     id: string | number; uri?: string; uris?: string[]; methods?: string[]; host?: string; hosts?: string[];
     priority: number; service_id?: string | number; upstream_id?: string | number; upstream?: UpstreamDoc;
-    enable_websocket: boolean; plugins?: PluginMap;
+    enable_websocket: boolean; allow_encoded_slashes: boolean; plugins?: PluginMap;
   }[];
   consumers?: { username: string | number; plugins?: PluginMap }[];
 }

@@ -1,4 +1,5 @@
 /** Turns an upstream as written into the entry the proxy reads. */
+import { BlockList, isIP } from 'node:net';
 import { createBalancer } from '../balancer.ts';
 import type { Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import type { UpstreamDoc } from './model.ts';
@@ -60,32 +61,30 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
   });
 }
 
-/** A matcher for `trusted_proxies`: exact addresses and IPv4 CIDRs. */
-export function trustMatcher(list: readonly string[]): (ip: string) => boolean {
-  if (list.length === 0) return () => false;
-  const exact = new Set<string>();
-  const cidrs: [number, number][] = [];
-  for (const entry of list) {
-    const [addr, bits] = entry.split('/');
-    const n = ipv4ToInt(addr);
-    if (bits !== undefined && n !== undefined) {
-      const b = Number(bits);
-      const mask = b === 0 ? 0 : (~0 << (32 - b)) >>> 0;
-      cidrs.push([(n & mask) >>> 0, mask]);
-    } else exact.add(addr);
-  }
-  return (ip) => {
-    const plain = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-    if (exact.has(plain) || exact.has(ip)) return true;
-    const n = ipv4ToInt(plain);
-    return n !== undefined && cidrs.some(([net, mask]) => ((n & mask) >>> 0) === net);
+/**
+ * `trusted_proxies` (addresses and CIDRs, IPv4 and IPv6) as a node:net
+ * BlockList, and the entries that are neither, by index (config errors).
+ */
+export function parseTrustedProxies(list: readonly string[]): { match: (ip: string) => boolean; problems: { index: number; message: string }[] } {
+  const problems: { index: number; message: string }[] = [];
+  if (list.length === 0) return { match: () => false, problems };
+  const blocks = new BlockList();
+  list.forEach((entry, index) => {
+    const slash = entry.indexOf('/');
+    const addr = slash < 0 ? entry : entry.slice(0, slash);
+    const family = isIP(addr);
+    const bits = slash < 0 ? '' : entry.slice(slash + 1);
+    const max = family === 6 ? 128 : 32;
+    if (family === 0) problems.push({ index, message: `"${entry}" is not an IP address or CIDR` });
+    else if (slash >= 0 && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)) problems.push({ index, message: `"${entry}": the prefix length must be 0-${max}` });
+    else if (slash < 0) blocks.addAddress(addr, family === 6 ? 'ipv6' : 'ipv4');
+    else blocks.addSubnet(addr, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+  });
+  const match = (ip: string): boolean => {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    const plain = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+    const family = isIP(plain);
+    return family !== 0 && blocks.check(plain, family === 6 ? 'ipv6' : 'ipv4');
   };
-}
-
-function ipv4ToInt(s: string): number | undefined {
-  const p = s.split('.');
-  if (p.length !== 4) return undefined;
-  let n = 0;
-  for (const x of p) { const v = Number(x); if (!/^\d+$/.test(x) || v > 255) return undefined; n = n * 256 + v; }
-  return n >>> 0;
+  return { match, problems };
 }

@@ -200,18 +200,3 @@ function hostWithoutPort(host: string): string {
   const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
   return (end > 0 ? host.slice(0, end) : host).toLowerCase();
 }
-
-/** `/a/b?x=1` → [`/a/b`, `?x=1`]. */
-export function splitUrl(url: string): [path: string, search: string] {
-  const q = url.indexOf('?');
-  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q)];
-}
-
-/** Client address, and whether the peer is a trusted proxy. */
-export function clientAddress(req: IncomingMessage, trusted: (ip: string) => boolean): { ip: string; peerTrusted: boolean } {
-  const peer = req.socket.remoteAddress ?? '';
-  if (!trusted(peer)) return { ip: peer, peerTrusted: false };
-  const xff = req.headers['x-forwarded-for'];
-  const first = typeof xff === 'string' ? xff.split(',')[0].trim() : '';
-  return { ip: first || peer, peerTrusted: true };
-}

@@ -15,7 +15,7 @@ import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Metrics } from './metrics.ts';
 import { UpstreamPools } from './proxy.ts';
-import { createRequestHandler } from './server.ts';
+import { createConnectHandler, createRequestHandler } from './server.ts';
 import { createUpgradeHandler } from './websocket.ts';
 import { watchConfig, type Watcher } from './watch.ts';
 
@@ -87,6 +87,7 @@ export class Gateway {
       socket.once('close', () => this.upgraded.delete(socket));
       upgrade(req, socket, head);
     });
+    this.server.on('connect', createConnectHandler(rt));
     this.server.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); });
   }
 

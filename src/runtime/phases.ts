@@ -26,9 +26,12 @@ export function isThenable<T = HandlerResult>(v: unknown): v is PromiseLike<T> {
 }
 
 function checkReply(step: Step, r: unknown): Reply {
-  if (typeof r !== 'object' || r === null || typeof (r as Reply).status !== 'number' || (r as Reply).status < 100 || (r as Reply).status > 999) {
+  if (typeof r !== 'object' || r === null || typeof (r as Reply).status !== 'number') {
     throw new PluginFailure(step.name, new Error('returned something that is not a reply { status, body?, headers? }'));
   }
+  const st = (r as Reply).status;
+  // 1xx would desynchronise the client's next response; 250.5 is no status.
+  if (!Number.isInteger(st) || st < 200 || st > 599) throw new PluginFailure(step.name, new Error(`replied with status ${st}: a reply's status is an integer 200-599`));
   return r as Reply;
 }
 

@@ -20,6 +20,8 @@ export type BodyMode = 'stream' | 'buffer' | 'discard';
 
 /** Where forward() delivers the response. */
 export interface ResponseSink {
+  /** A 1xx before the response (103 Early Hints is passed on, others dropped). */
+  info(status: number, headers: OutgoingHttpHeaders): void;
   /** The response head; the answer says how the body is delivered (a promise pauses the upstream meanwhile). */
   head(status: number, headers: OutgoingHttpHeaders, node: UpstreamNode): BodyMode | Promise<BodyMode>;
   /** stream mode: a chunk; false when the client cannot take more now. */
@@ -262,6 +264,10 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseStart(c: Dispatcher.DispatchController, status: number, h: Record<string, string | string[] | undefined>): void {
     const { x } = this;
+    if (status < 200) {
+      x.sink.info(status, h as OutgoingHttpHeaders);
+      return;
+    }
     this.headSeen = true;
     x.pools.record(this.node, x.up, status);
     let decision: BodyMode | Promise<BodyMode>;
@@ -297,6 +303,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     const { x, node } = this;
     if (x.gone.aborted) return; // the client left: nobody to answer
     const code = (err as { code?: string }).code ?? '';
+    // undici refuses an unrequested 100 Continue by closing the connection: say so.
+    if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') log('warn', 'upstream sent a response undici cannot read (an unrequested 100 Continue, or a response with no request)', { route: x.ctx.route.id, upstream: node.origin });
     if (!this.headSeen) {
       const connectFailure = CONNECT_ERRORS.has(code);
       if (connectFailure || code === 'UND_ERR_HEADERS_TIMEOUT') x.pools.record(node, x.up, 0);

@@ -3,11 +3,15 @@
  * request, run the phases, proxy, write the response, log.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
 import type { Reply, RequestRecord, ResponseView } from '../plugin.ts';
 import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
-import { clientAddress, RequestCtx, RequestData, splitUrl } from './context.ts';
+import { RequestCtx, RequestData } from './context.ts';
+import { clientAddress, forwardedHeaders, readTarget } from './edge.ts';
+import { checkStatus, cleanHeaders } from './headers.ts';
+import { normalizeRewritten } from './normalize.ts';
 import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
 import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink, type UpstreamPools } from './proxy.ts';
 
@@ -64,17 +68,16 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** Sets X-Forwarded-For/-Proto/-Host and X-Real-IP; client values are kept only from trusted proxies. */
-function forwardedHeaders(headers: Record<string, string | string[]>, req: IncomingMessage, clientIp: string, trusted: boolean): void {
-  const peer = req.socket.remoteAddress ?? '';
-  const xff = req.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = trusted && xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer;
-  headers['x-real-ip'] = clientIp;
-  const proto = req.headers['x-forwarded-proto'];
-  headers['x-forwarded-proto'] = trusted && typeof proto === 'string' ? proto : 'http';
-  const fhost = req.headers['x-forwarded-host'];
-  const host = trusted && typeof fhost === 'string' ? fhost : req.headers.host;
-  if (host) headers['x-forwarded-host'] = host; else delete headers['x-forwarded-host'];
+/** The `connect` listener: the gateway is no forward proxy, so CONNECT is answered 405 and the connection closed. */
+export function createConnectHandler(rt: Runtime): (req: IncomingMessage, socket: Duplex) => void {
+  const body = publicBody(new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported: this gateway is not a forward proxy'));
+  const answer = `HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  return (req, socket) => {
+    socket.on('error', () => {});
+    socket.end(answer);
+    accessLog('', 'CONNECT', req.url ?? '', 405, '', 0, undefined);
+    rt.onRequestDone?.(405);
+  };
 }
 
 /** The `request` listener of the proxy server. */
@@ -91,7 +94,14 @@ export function createRequestHandler(rt: Runtime): (req: IncomingMessage, res: S
 /** A failure outside any route's handling (a bug): logged, answered 500. */
 function unexpected(res: ServerResponse, err: unknown): void {
   log('error', 'request failed', { error: err });
-  sendError(res, err instanceof GatewayError ? err : new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'));
+  sendError(res, err instanceof GatewayError ? err : new GatewayError('GW_ERR_INTERNAL', 'internal error'));
+}
+
+/** Answers before any route runs (400, 404, 405): JSON body, access log, counters. */
+function refuse(rt: Runtime, res: ServerResponse, err: GatewayError, method: string, path: string, started: number): void {
+  sendError(res, err);
+  accessLog('', method, path, err.status, '', performance.now() - started, undefined);
+  rt.onRequestDone?.(err.status);
 }
 
 /**
@@ -101,21 +111,30 @@ function unexpected(res: ServerResponse, err: unknown): void {
 function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
   const started = performance.now();
   const snap = rt.snapshot();
-  const [path, search] = splitUrl(req.url ?? '/');
   const method = req.method ?? 'GET';
-  const match = snap.router.find(method, path, req.headers.host);
+  const target = readTarget(req);
+  if (typeof target === 'string') {
+    refuse(rt, res, new GatewayError('GW_ERR_BAD_REQUEST', target), method, req.url ?? '', started);
+    return;
+  }
+  const path = target.path;
+  const match = snap.router.find(method, path, target.host);
   if (!match) {
-    const body = JSON.stringify({ error: `no route matches ${method} ${path}`, code: 'GW_ERR_ROUTE_NOT_FOUND' });
-    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-    accessLog('', method, path, 404, '', performance.now() - started, undefined);
-    rt.onRequestDone?.(404);
+    refuse(rt, res, new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route matches ${method} ${path}`), method, path, started);
+    return;
+  }
+  if (method === 'TRACE' && !match.route.allowTrace) {
+    refuse(rt, res, new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', 'TRACE is not allowed on this route'), method, path, started);
+    return;
+  }
+  if (target.escapedSlash && !match.route.allowEncodedSlashes) {
+    refuse(rt, res, new GatewayError('GW_ERR_BAD_REQUEST', 'encoded slashes (%2F, %5C) are not allowed in the path of this route'), method, path, started);
     return;
   }
   const route = match.route;
-  const { ip, peerTrusted } = clientAddress(req, snap.trustedProxies);
-  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, search, req.headers, ip));
-  const x = new InFlight(rt, ctx, req, res, peerTrusted, started);
+  const ip = clientAddress(req, snap.trustedProxies);
+  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
+  const x = new InFlight(rt, ctx, req, res, started);
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());
   try {
@@ -139,14 +158,15 @@ class InFlight {
   readonly ctx: RequestCtx;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly peerTrusted: boolean;
   readonly started: number;
-  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, peerTrusted: boolean, started: number) {
+  /** Content-Length as the client sent it, before any plugin ran. */
+  readonly contentLength: string | undefined;
+  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, started: number) {
+    this.contentLength = req.headers['content-length'];
     this.rt = rt;
     this.ctx = ctx;
     this.req = req;
     this.res = res;
-    this.peerTrusted = peerTrusted;
     this.started = started;
     this.method = ctx.request.method;
     this.path = ctx.request.path;
@@ -172,7 +192,7 @@ class InFlight {
     const chain = ctx.chain;
     if (reply) {
       const { data, json } = replyBody(reply.body);
-      const headers: OutgoingHttpHeaders = { ...reply.headers };
+      const headers: OutgoingHttpHeaders = cleanHeaders(reply.headers ?? {}, 'response');
       if (json && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
       ctx.response = { status: reply.status, headers, body: data };
       const f = runPhase(chain.header_filter, ctx, false);
@@ -180,8 +200,19 @@ class InFlight {
     }
     const route = ctx.entry;
     if (!route.upstream) throw new GatewayError('GW_ERR_NO_UPSTREAM', `route "${route.id}" has no upstream and no plugin answered`);
-    const headers = stripHopByHop(ctx.request.headers);
-    forwardedHeaders(headers, this.req, ctx.request.client_ip, this.peerTrusted);
+    if (ctx.request.path !== this.path) {
+      const p = normalizeRewritten(ctx.request.path);
+      if (p === undefined) throw new GatewayError('GW_ERR_INTERNAL', `route "${route.id}": a plugin rewrote the path to one that is not valid`);
+      ctx.request.path = p;
+    }
+    let headers: Record<string, string | string[]>;
+    if (chain.rewrite.length + chain.access.length + chain.before_proxy.length === 0) headers = stripHopByHop(ctx.request.headers);
+    else {
+      // Plugins may have set any name in any case: framing comes from the request as received.
+      headers = cleanHeaders(ctx.request.headers, 'request');
+      if (this.contentLength !== undefined) headers['content-length'] = this.contentLength;
+    }
+    forwardedHeaders(headers, this.req, ctx.request.client_ip);
     ctx.upstreamSentAt = performance.now();
     forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone));
   }
@@ -227,7 +258,7 @@ function answerError(err: unknown, ctx: RequestCtx, res: ServerResponse, gone: C
     return;
   }
   log('error', 'request failed', { route: ctx.route.id, error: err });
-  sendError(res, new GatewayError('GW_ERR_PLUGIN_FAILED', 'internal error'), requestId);
+  sendError(res, new GatewayError('GW_ERR_INTERNAL', 'internal error'), requestId);
 }
 
 /**
@@ -241,11 +272,24 @@ class ProxySink implements ResponseSink {
   readonly ctx: RequestCtx;
   readonly res: ServerResponse;
   readonly gone: ClientGone;
+  /** The upstream's Content-Length: a streamed body keeps it whatever header_filter did. */
+  length: string | undefined;
   constructor(chain: Chain, ctx: RequestCtx, res: ServerResponse, gone: ClientGone) {
     this.chain = chain;
     this.ctx = ctx;
     this.res = res;
     this.gone = gone;
+  }
+
+  info(status: number, h: OutgoingHttpHeaders): void {
+    // Early hints are worth passing on; other 1xx mean nothing to the client.
+    if (status !== 103 || this.res.headersSent || this.ctx.raw.httpVersionMinor === 0) return;
+    const hints: Record<string, string | string[]> = {};
+    for (const k in h) {
+      const v = h[k];
+      if (typeof v === 'string' || Array.isArray(v)) hints[k] = v;
+    }
+    if (hints.link !== undefined) this.res.writeEarlyHints(hints);
   }
 
   head(status: number, h: OutgoingHttpHeaders, node: UpstreamNode): BodyMode | Promise<BodyMode> {
@@ -258,6 +302,7 @@ class ProxySink implements ResponseSink {
       res.writeHead(status, response.headers);
       return 'stream';
     }
+    this.length = response.headers['content-length'] as string | undefined;
     const r = runPhase(chain.header_filter, ctx, false);
     return isThenable(r) ? Promise.resolve(r).then(() => this.decide()) : this.decide();
   }
@@ -266,7 +311,9 @@ class ProxySink implements ResponseSink {
     const response = this.ctx.response!;
     if (response.body !== undefined) return 'discard';
     if (this.chain.bufferResponse) return 'buffer';
-    this.res.writeHead(response.status, response.headers);
+    const headers = cleanHeaders(response.headers, 'response');
+    if (this.length !== undefined) headers['content-length'] = this.length;
+    this.res.writeHead(checkStatus(response.status), headers);
     return 'stream';
   }
 
@@ -308,9 +355,9 @@ function writeWhole(chain: Chain, ctx: RequestCtx, res: ServerResponse): void | 
 }
 
 function endWith(ctx: RequestCtx, res: ServerResponse): void {
-  const { status, headers, body } = ctx.response!;
-  delete headers['transfer-encoding'];
+  const { status, body } = ctx.response!;
+  const headers: OutgoingHttpHeaders = cleanHeaders(ctx.response!.headers, 'response');
   headers['content-length'] = body === undefined ? 0 : Buffer.byteLength(body);
-  res.writeHead(status, headers);
+  res.writeHead(checkStatus(status), headers);
   res.end(ctx.request.method === 'HEAD' ? undefined : body);
 }

@@ -7,7 +7,8 @@ import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
-import { clientAddress, RequestCtx, RequestData, splitUrl } from './context.ts';
+import { RequestCtx, RequestData } from './context.ts';
+import { clientAddress, readTarget } from './edge.ts';
 import { PluginFailure, runRequestPhases } from './phases.ts';
 import { replyBody, type Runtime } from './server.ts';
 
@@ -28,12 +29,15 @@ export function createUpgradeHandler(rt: Runtime): (req: IncomingMessage, socket
     socket.on('error', () => {});
     void (async () => {
       const snap = rt.snapshot();
-      const [path, search] = splitUrl(req.url ?? '/');
-      const match = snap.router.find(req.method ?? 'GET', path, req.headers.host);
+      const target = readTarget(req);
+      if (typeof target === 'string') return rawReply(socket, 400, JSON.stringify({ error: target, code: 'GW_ERR_BAD_REQUEST' }));
+      const { path, search } = target;
+      const match = snap.router.find(req.method ?? 'GET', path, target.host);
+      if (match && target.escapedSlash && !match.route.allowEncodedSlashes) return rawReply(socket, 400, JSON.stringify({ error: 'encoded slashes are not allowed in this path', code: 'GW_ERR_BAD_REQUEST' }));
       if (!match || !match.route.websocket || !match.route.upstream) return rawReply(socket, 404, JSON.stringify({ error: `no websocket route matches ${path}` }));
       const route = match.route;
       const upstream = match.route.upstream;
-      const { ip } = clientAddress(req, snap.trustedProxies);
+      const ip = clientAddress(req, snap.trustedProxies);
       const ctx = new RequestCtx(snap, route, req, new RequestData(req.method ?? 'GET', path, search, req.headers, ip));
       try {
         const reply = await runRequestPhases(ctx);

@@ -156,3 +156,22 @@ export function fixture(
   });
   return f;
 }
+
+/** Sends `text` as is on a new connection and returns all it gets back until the server closes (or `ms` pass). */
+export function rawExchange(port: number, text: string | Buffer, ms = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => s.destroy(), ms);
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')); });
+    s.write(text);
+  });
+}
+
+/** The status code of the first response in a raw exchange (0 when none came). */
+export function rawStatus(text: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+  return m ? Number(m[1]) : 0;
+}
