@@ -1,6 +1,7 @@
 /**
  * API keys: the request's key (header or query) must belong to a consumer;
- * that consumer's plugins then join the chain. 401 otherwise.
+ * that consumer's plugins then join the chain. 401 otherwise, with
+ * `WWW-Authenticate: Key realm="key"`.
  *
  * ```yaml
  * routes:
@@ -16,8 +17,8 @@
 import schema from '../schemas/key-auth.json' with { type: 'json' };
 import { definePlugin } from '../src/plugin.ts';
 
-interface Conf { header: string; query: string; hide_credentials: boolean }
-interface State { header: string; query: string; hide: boolean }
+interface Conf { header: string; query: string; hide_credentials: boolean; realm: string }
+interface State { header: string; query: string; hide: boolean; challenge: Record<string, string> }
 
 export default definePlugin<Conf, State>({
   name: 'key-auth',
@@ -31,7 +32,11 @@ export default definePlugin<Conf, State>({
     properties: { key: { type: 'string', minLength: 1, description: "The consumer's API key." } },
   },
   consumerKey: (c: { key: string }) => c.key,
-  init: (conf) => ({ header: conf.header.toLowerCase(), query: conf.query, hide: conf.hide_credentials }),
+  init: (conf) => ({
+    header: conf.header.toLowerCase(), query: conf.query, hide: conf.hide_credentials,
+    // RFC 9110 §15.5.2: a 401 names how to authenticate (Kong's form).
+    challenge: { 'www-authenticate': `Key realm="${conf.realm}"` },
+  }),
   phases: {
     rewrite(s, ctx) {
       const h = ctx.request.headers[s.header];
@@ -42,9 +47,9 @@ export default definePlugin<Conf, State>({
         key = Array.isArray(q) ? q[0] : q;
         fromQuery = key !== undefined;
       }
-      if (!key) return { status: 401, body: { message: 'Missing API key in request' } };
+      if (!key) return { status: 401, headers: s.challenge, body: { message: 'Missing API key in request' } };
       const consumer = ctx.findConsumer('key-auth', key);
-      if (!consumer) return { status: 401, body: { message: 'Invalid API key in request' } };
+      if (!consumer) return { status: 401, headers: s.challenge, body: { message: 'Invalid API key in request' } };
       ctx.consumer = consumer;
       if (s.hide) {
         if (fromQuery) delete ctx.request.query[s.query];

@@ -1,6 +1,7 @@
 /**
  * Rewrites what is sent upstream: the path (fixed or by regex), the Host
- * header, and request headers.
+ * header, and request headers. The gateway normalises the new path again
+ * (no `//host/x`, no climbing above `/`); the regex runs in linear time.
  *
  * ```yaml
  * plugins:
@@ -13,7 +14,7 @@
  * ```
  */
 import schema from '../schemas/proxy-rewrite.json' with { type: 'json' };
-import { applyHeaderOps, compileHeaderOps, definePlugin, type HeaderChanges, type HeaderOps } from '../src/plugin.ts';
+import { applyHeaderOps, compileHeaderOps, compileRegex, definePlugin, type HeaderChanges, type HeaderOps } from '../src/plugin.ts';
 
 interface Conf { uri?: string; regex_uri?: [string, string]; host?: string; headers?: HeaderChanges }
 interface State { uri?: string; regex?: RegExp; replacement: string; host?: string; headers: HeaderOps }
@@ -26,13 +27,13 @@ export default definePlugin<Conf, State>({
   check(conf) {
     if (conf.uri !== undefined && conf.regex_uri !== undefined) return 'give either uri or regex_uri, not both';
     if (conf.regex_uri) {
-      try { new RegExp(conf.regex_uri[0]); } catch (err) { return `regex_uri[0] is not a valid regular expression: ${(err as Error).message}`; }
+      try { compileRegex(conf.regex_uri[0], 'regex_uri[0]'); } catch (err) { return (err as Error).message; }
     }
     return undefined;
   },
   init: (conf) => ({
     uri: conf.uri,
-    regex: conf.regex_uri ? new RegExp(conf.regex_uri[0]) : undefined,
+    regex: conf.regex_uri ? compileRegex(conf.regex_uri[0], 'regex_uri[0]') : undefined,
     replacement: conf.regex_uri?.[1] ?? '',
     host: conf.host,
     headers: compileHeaderOps(conf.headers),

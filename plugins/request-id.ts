@@ -1,6 +1,6 @@
 /**
- * Gives every request an id: kept from the client's header when present,
- * generated otherwise; sent upstream, back to the client, and into the access log.
+ * Gives every request an id: kept from the client's header when it is 1-128
+ * characters of `A-Za-z0-9._~:@+=/-`, generated otherwise; sent upstream, back to the client, and into the access log.
  *
  * ```yaml
  * plugins:
@@ -12,6 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import schema from '../schemas/request-id.json' with { type: 'json' };
 import { definePlugin } from '../src/plugin.ts';
+
+/** What a client-sent id may be: UUIDs, hex, base64 and the like, at most 128 characters. */
+const SAFE_ID = /^[A-Za-z0-9._~:@+=\/-]{1,128}$/;
 
 interface Conf { header_name: string; include_in_response: boolean }
 interface State { header: string; include: boolean }
@@ -25,7 +28,8 @@ export default definePlugin<Conf, State>({
   phases: {
     rewrite(s, ctx) {
       const given = ctx.request.headers[s.header];
-      const id = typeof given === 'string' && given.length > 0 && given.length <= 200 ? given : randomUUID();
+      // The id goes upstream, back to the client and into every log line: only a safe charset is kept.
+      const id = typeof given === 'string' && SAFE_ID.test(given) ? given : randomUUID();
       ctx.request.headers[s.header] = id;
       ctx.vars.request_id = id;
     },

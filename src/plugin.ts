@@ -243,6 +243,8 @@ export interface PluginDef<C = any, S = C> {
 
 export { VERSION } from './version.ts';
 export { compileTemplate, KNOWN_REQUEST_VARIABLES, KNOWN_VARIABLES, renderTemplate, variable, type Template, type VarReader } from './vars.ts';
+/** Regexes from config: compile them with this (linear time; refused at load when they cannot be). */
+export { compileRegex } from './regex.ts';
 
 /** Typed identity helper: a plugin module's default export. */
 export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {

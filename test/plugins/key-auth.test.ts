@@ -7,7 +7,7 @@ describe('key-auth', () => {
     const node = `{ nodes: { "127.0.0.1:${port}": 1 } }`;
     return `routes:
   - { id: plain, uri: /plain, upstream: ${node}, plugins: { key-auth: {} } }
-  - { id: hidden, uri: /hidden, upstream: ${node}, plugins: { key-auth: { header: X-Key, query: k, hide_credentials: true } } }
+  - { id: hidden, uri: /hidden, upstream: ${node}, plugins: { key-auth: { header: X-Key, query: k, hide_credentials: true, realm: orders } } }
 consumers:
   - username: alice
     plugins:
@@ -18,9 +18,10 @@ consumers:
 `;
   }, { env: { ALICE_KEY: 'alice-secret' } });
 
-  const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown; forwarded?: Record<string, unknown> } }[] = [
+  const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown; challenge?: string; forwarded?: Record<string, unknown> } }[] = [
     { desc: 'no key', path: '/plain', want: { status: 401, body: { message: 'Missing API key in request' } } },
     { desc: 'wrong key', path: '/plain', headers: { apikey: 'nope' }, want: { status: 401, body: { message: 'Invalid API key in request' } } },
+    { desc: 'the realm as configured', path: '/hidden', want: { status: 401, body: { message: 'Missing API key in request' }, challenge: 'Key realm="orders"' } },
     { desc: 'key from an env var, in the header', path: '/plain', headers: { apikey: 'alice-secret' }, want: { status: 200, forwarded: { apikey: 'alice-secret' } } },
     { desc: 'key in the query', path: '/plain?apikey=bob-key', want: { status: 200, forwarded: { url: '/plain?apikey=bob-key' } } },
     { desc: 'custom header, hidden from the upstream', path: '/hidden', headers: { 'x-key': 'bob-key' }, want: { status: 200, forwarded: { 'x-key': undefined } } },
@@ -33,6 +34,7 @@ consumers:
       assert.equal(res.status, c.want.status);
       if (c.want.body) {
         assert.deepEqual(JSON.parse(res.body), c.want.body);
+        assert.equal(res.headers['www-authenticate'], c.want.challenge ?? 'Key realm="key"');
         assert.equal(f.up.seen.length, before, 'a refused request must not reach the upstream');
       }
       for (const [k, v] of Object.entries(c.want.forwarded ?? {})) {

@@ -16,6 +16,10 @@ describe('request-id', () => {
   const cases: { desc: string; path: string; headers: Record<string, string>; want: { upstream: RegExp | string; response: RegExp | string | undefined; header: string } }[] = [
     { desc: 'generates a uuid, sends it upstream and back', path: '/default', headers: {}, want: { upstream: UUID, response: UUID, header: 'x-request-id' } },
     { desc: 'keeps the client id', path: '/default', headers: { 'x-request-id': 'abc-123' }, want: { upstream: 'abc-123', response: 'abc-123', header: 'x-request-id' } },
+    { desc: 'replaces a client id with characters outside the safe set', path: '/default', headers: { 'x-request-id': 'a"b<script>' }, want: { upstream: UUID, response: UUID, header: 'x-request-id' } },
+    { desc: 'replaces a client id with spaces (log forging)', path: '/default', headers: { 'x-request-id': 'x status=200 route=admin' }, want: { upstream: UUID, response: UUID, header: 'x-request-id' } },
+    { desc: 'replaces a client id over 128 characters', path: '/default', headers: { 'x-request-id': 'a'.repeat(129) }, want: { upstream: UUID, response: UUID, header: 'x-request-id' } },
+    { desc: 'keeps a 128-character id of safe characters', path: '/default', headers: { 'x-request-id': 'A0._~:@+=/-'.repeat(11).slice(0, 128) }, want: { upstream: 'A0._~:@+=/-'.repeat(11).slice(0, 128), response: 'A0._~:@+=/-'.repeat(11).slice(0, 128), header: 'x-request-id' } },
     { desc: 'custom header, not in the response', path: '/custom', headers: {}, want: { upstream: UUID, response: undefined, header: 'x-trace' } },
   ];
   for (const c of cases) {
