@@ -90,12 +90,21 @@ export interface ServerlessSettings {
 
 export interface Listen { readonly host: string; readonly port: number }
 
+/** Bounds on what one client may make the gateway wait for or hold (top of gateway.yaml). */
+export interface EdgeLimits {
+  readonly headerTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveMs: number;
+  readonly maxBufferedResponse: number;
+}
+
 export interface Snapshot {
   readonly file: string;
   readonly hash: string;
   readonly listen: Listen;
   readonly admin: Listen | null;
   readonly trustedProxies: (ip: string) => boolean;
+  readonly limits: EdgeLimits;
   readonly serverless: ServerlessSettings;
   readonly router: Router;
   readonly routes: readonly RouteEntry[];

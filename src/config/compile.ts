@@ -70,6 +70,10 @@ export async function compileConfig(checked: Checked, file: string, hash: string
     listen: parseListen(doc.listen, '0.0.0.0'),
     admin: doc.admin?.enabled === false ? null : parseListen(doc.admin?.listen ?? '127.0.0.1:9180', '127.0.0.1'),
     trustedProxies: parseTrustedProxies(doc.trusted_proxies).match,
+    limits: Object.freeze({
+      headerTimeoutMs: doc.client_header_timeout * 1000, bodyTimeoutMs: doc.client_body_timeout * 1000,
+      keepAliveMs: doc.keepalive_timeout * 1000, maxBufferedResponse: doc.max_buffered_response_bytes,
+    }),
     serverless,
     router,
     routes: Object.freeze(routes.entries),

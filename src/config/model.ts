@@ -21,6 +21,10 @@ export interface GatewayDoc {
   listen: number | string;
   admin?: { listen: number | string; enabled: boolean };
   trusted_proxies: string[];
+  client_header_timeout: number;
+  client_body_timeout: number;
+  keepalive_timeout: number;
+  max_buffered_response_bytes: number;
   plugin_paths: string[];
   serverless?: {
     enabled: boolean; threads?: number; concurrency: number; timeout_ms: number; max_queue: number;

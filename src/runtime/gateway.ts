@@ -79,7 +79,11 @@ export class Gateway {
       pools: this.pools,
       onRequestDone: (status: number) => this.metrics.request(status),
     };
-    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, createRequestHandler(rt));
+    // requestTimeout 0 (no bound on a whole upload: client_body_timeout bounds the
+    // gaps instead) with headersTimeout set on its own: left unset, Node derives it
+    // from requestTimeout and 0 turns the header bound off. Expired connections
+    // are swept every second instead of every 30 s; swap() applies the config's values.
+    this.server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, createRequestHandler(rt));
     const upgrade = createUpgradeHandler(rt);
     // Upgraded sockets leave the server's connection tracking: close() must end them itself.
     this.server.on('upgrade', (req, socket, head) => {
@@ -88,7 +92,7 @@ export class Gateway {
       upgrade(req, socket, head);
     });
     this.server.on('connect', createConnectHandler(rt));
-    this.server.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); });
+    this.server.on('clientError', clientError);
   }
 
   /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
@@ -165,6 +169,8 @@ export class Gateway {
     this.metrics.configHash = snap.hash;
     this.metrics.loadedAt = this.loadedAt;
     this.pools.retain(snap.origins);
+    this.server.headersTimeout = snap.limits.headerTimeoutMs;
+    this.server.keepAliveTimeout = snap.limits.keepAliveMs;
     this.functions.publish(snap.functionIds);
     void this.functions.retain([snap.serverless]);
     if (prev && (prev.listen.port !== snap.listen.port || prev.listen.host !== snap.listen.host)) {
@@ -255,6 +261,14 @@ export class Gateway {
     await this.parser.close();
     flushLogs();
   }
+}
+
+/** A request Node could not parse or that timed out before its headers: answered as Node would, then closed. */
+function clientError(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
+  if (!socket.writable) { socket.destroy(); return; }
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
+    : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

@@ -236,6 +236,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   settled = false;
   mode: BodyMode = 'stream';
   chunks: Buffer[] | undefined;
+  /** Bytes buffered so far (buffer mode), held under max_buffered_response_bytes. */
+  buffered = 0;
   /** Chunks that arrive while an async head() decides. */
   held: Buffer[] | undefined;
   endedWhileHeld = false;
@@ -329,6 +331,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const queued = this.held!;
     this.held = undefined;
     for (const chunk of queued) this.deliver(c, chunk);
+    if (this.settled) return;
     if (this.endedWhileHeld) this.complete();
     else c.resume();
   }
@@ -339,7 +342,16 @@ class Attempt implements Dispatcher.DispatchHandler {
         c.pause();
         this.x.sink.drain(() => c.resume());
       }
-    } else if (this.mode === 'buffer') this.chunks!.push(chunk);
+    } else if (this.mode === 'buffer') {
+      this.buffered += chunk.length;
+      const cap = this.x.ctx.snapshot.limits.maxBufferedResponse;
+      if (this.buffered > cap) {
+        this.chunks = undefined;
+        this.abortWith(c, new GatewayError('GW_ERR_RESPONSE_TOO_LARGE', `upstream ${this.node.origin} sent a response over max_buffered_response_bytes (${cap}) on route "${this.x.ctx.route.id}", which buffers responses for body_filter`));
+        return;
+      }
+      this.chunks!.push(chunk);
+    }
   }
 
   private complete(): void {

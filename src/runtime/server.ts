@@ -10,6 +10,7 @@ import type { Reply, RequestRecord, ResponseView } from '../plugin.ts';
 import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
 import { RequestCtx, RequestData } from './context.ts';
 import { clientAddress, forwardedHeaders, readTarget } from './edge.ts';
+import { closeIfUnread, readBody, watchBody } from './client-body.ts';
 import { checkStatus, cleanHeaders } from './headers.ts';
 import { normalizeRewritten } from './normalize.ts';
 import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
@@ -35,6 +36,7 @@ class ClientGone implements ClientSignal {
 
 function sendError(res: ServerResponse, err: GatewayError, requestId?: string): void {
   if (res.headersSent) { res.destroy(); return; }
+  closeIfUnread(res);
   const body = publicBody(err, requestId);
   const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   // The rest of a body past its cap is not read: the connection cannot carry another request.
@@ -49,23 +51,6 @@ export function replyBody(body: Reply['body']): { data: Buffer | string | undefi
   if (typeof body === 'string') return { data: body, json: false };
   if (body instanceof Uint8Array) return { data: Buffer.from(body.buffer, body.byteOffset, body.byteLength), json: false };
   return { data: JSON.stringify(body), json: true };
-}
-
-/** Reads a request body up to `limit` bytes; rejects with 413 past it. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) { reject(new GatewayError('GW_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`)); return; }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) { reject(new GatewayError('GW_ERR_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`)); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /** The `connect` listener: the gateway is no forward proxy, so CONNECT is answered 405 and the connection closed. */
@@ -137,6 +122,10 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
   const x = new InFlight(rt, ctx, req, res, started);
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());
+  const cl = x.contentLength;
+  if ((cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined) {
+    watchBody(req, res, snap.limits.bodyTimeoutMs, () => x.bodyStalled(snap.limits.bodyTimeoutMs));
+  }
   try {
     if (route.chain.requestBody > 0 && method !== 'GET' && method !== 'HEAD') {
       x.settle(readBody(req, route.chain.requestBody).then((body) => { ctx.request.body = body; return x.run(); }));
@@ -215,6 +204,13 @@ class InFlight {
     forwardedHeaders(headers, this.req, ctx.request.client_ip);
     ctx.upstreamSentAt = performance.now();
     forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone));
+  }
+
+  /** client_body_timeout passed with no body byte: 408 (or a cut connection after the head), and the upstream attempt ends. */
+  bodyStalled(ms: number): void {
+    log('warn', 'client stopped sending the request body', { route: this.ctx.route.id, seconds: ms / 1000 });
+    sendError(this.res, new GatewayError('GW_ERR_CLIENT_TIMEOUT', `no request body bytes for ${ms / 1000}s`), this.ctx.vars.request_id as string | undefined);
+    this.gone.abort();
   }
 
   /** The response is done or the client left: log phase, access log, counters. */

@@ -143,12 +143,12 @@ export async function eventually<T>(fn: () => T | Promise<T>, ms = 3000, step = 
  */
 export function fixture(
   yaml: (upstreamPort: number) => string,
-  opts: { handler?: Parameters<typeof startUpstream>[0]; env?: Record<string, string | undefined> } = {},
+  opts: { handler?: Parameters<typeof startUpstream>[0]; env?: Record<string, string | undefined>; files?: Record<string, string> } = {},
 ): { gw: TestGateway; up: Upstream } {
   const f = {} as { gw: TestGateway; up: Upstream };
   before(async () => {
     f.up = await startUpstream(opts.handler);
-    f.gw = await startGateway(yaml(f.up.port), { env: opts.env });
+    f.gw = await startGateway(yaml(f.up.port), { env: opts.env, files: opts.files });
   });
   after(async () => {
     await f.gw?.close();
