@@ -21,6 +21,7 @@ export const ERRORS = {
   GW_ERR_NO_UPSTREAM: 502,
   GW_ERR_UPSTREAM_UNAVAILABLE: 502,
   GW_ERR_UPSTREAM_TIMEOUT: 504,
+  GW_ERR_UPSTREAM_BUSY: 503,
   GW_ERR_BODY_TOO_LARGE: 413,
   GW_ERR_CLIENT_TIMEOUT: 408,
   GW_ERR_RESPONSE_TOO_LARGE: 502,
@@ -52,6 +53,7 @@ const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
   GW_ERR_UPSTREAM_UNAVAILABLE: 'upstream unavailable',
   GW_ERR_UPSTREAM_TIMEOUT: 'upstream timed out',
   GW_ERR_RESPONSE_TOO_LARGE: 'upstream response too large',
+  GW_ERR_UPSTREAM_BUSY: 'upstream busy, try again',
   GW_ERR_FUNCTION_TIMEOUT: 'function timed out',
   GW_ERR_FUNCTION_BUSY: 'function pool is busy, try again',
 };

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { captureLogs, eventually, fixture, rawExchange, rawStatus } from './helpers/harness.ts';
+import { captureLogs, eventually, fixture, rawExchange, rawStatus, request } from './helpers/harness.ts';
 
 /** Buffers request bodies up to 1 KiB (rewrite) and responses for body_filter, without changing them. */
 const BUFFERS = `export default {
@@ -119,5 +119,72 @@ describe('caps', () => {
     } finally {
       logs.restore();
     }
+  });
+});
+
+describe('upstream connections', () => {
+  const hung = new Set<http.ServerResponse>();
+  const p = fixture((port) => `
+client_body_timeout: 30
+routes:
+  - id: small
+    uri: "/*"
+    upstream: { nodes: { "127.0.0.1:${port}": 1 }, keepalive_pool: { size: 4 }, timeout: { connect: 0.5 } }
+`, {
+    handler: (req, res) => {
+      if (req.url !== '/hang') return false;
+      hung.add(res);
+      return true;
+    },
+  });
+  const sockets = new Set<net.Socket>();
+  const admin = () => request(p.gw.adminPort, '/status').then((r) => JSON.parse(r.body).upstream_connections[`http://127.0.0.1:${p.up.port}`]);
+
+  /** A client that sends the head of an upload and one byte of its body, then stalls. */
+  function slowUpload(): void {
+    const s = net.connect(p.gw.port, '127.0.0.1', () => s.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\na'));
+    s.on('error', () => {});
+    sockets.add(s);
+  }
+
+  it('slow uploads hold at most half the connections: a GET still gets through, and /status shows the use', async () => {
+    for (let i = 0; i < 6; i++) slowUpload();
+    await eventually(async () => (await admin())?.uploads === 2);
+    const res = await Promise.race([
+      request(p.gw.port, '/get'),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the GET was starved')), 8000).unref()),
+    ]);
+    assert.equal(res.status, 200);
+    const use = await admin();
+    assert.deepEqual([use.size, use.in_use, use.uploads], [4, 2, 2]);
+    assert.ok(use.queued >= 1);
+  });
+
+  it('uploads past the share wait a bounded time, then get 503', async () => {
+    // The 6 uploads of the last test: 2 hold connections, 4 were queued for the 0.5 s wait.
+    const got = new Map<net.Socket, string>();
+    for (const s of sockets) {
+      got.set(s, '');
+      s.on('data', (c: Buffer) => got.set(s, got.get(s) + c.toString('latin1')));
+    }
+    await eventually(() => [...got.values()].filter((out) => rawStatus(out) === 503).length === 4, 8000);
+    assert.equal([...got.values()].filter((out) => out === '').length, 2);
+    assert.match([...got.values()].find((out) => out !== '')!, /"code":"GW_ERR_UPSTREAM_BUSY"/);
+    const use = await admin();
+    assert.deepEqual([use.queued, use.uploads], [0, 2]);
+  });
+
+  it('when every connection is busy, a request waits at most the connect timeout and gets 503', async () => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+    await eventually(async () => (await admin())?.in_use === 0);
+    const pending = Array.from({ length: 4 }, () => request(p.gw.port, '/hang').catch(() => undefined));
+    await eventually(async () => (await admin())?.in_use === 4);
+    const res = await request(p.gw.port, '/next');
+    assert.equal(res.status, 503);
+    assert.equal(JSON.parse(res.body).code, 'GW_ERR_UPSTREAM_BUSY');
+    for (const r of hung) r.end('late');
+    await Promise.all(pending);
+    assert.equal((await request(p.gw.port, '/after')).status, 200);
   });
 });

@@ -239,6 +239,7 @@ export class Gateway {
       reloads: { success: this.metrics.reloadsOk, failure: this.metrics.reloadsFailed },
       last_reload_ok: this.metrics.lastReloadOk === 1,
       last_failure: this.lastFailure ?? null,
+      upstream_connections: this.pools.usage(),
     };
   }
 

@@ -9,6 +9,7 @@ import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { bodyTooLarge, type RequestCtx } from './context.ts';
+import { Slots, type Waiter } from './pool-slots.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those undici refuses to forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'expect', 'host']);
@@ -60,6 +61,21 @@ interface NodeHealth { tcpFails: number; httpFails: number; ejectedUntil: number
 export class UpstreamPools {
   private pools = new Map<string, Pool>();
   private health = new Map<string, NodeHealth>();
+  private slotsByOrigin = new Map<string, Slots>();
+
+  /** Admission to `node`'s connections (see pool-slots.ts). */
+  slots(node: UpstreamNode, upstream: UpstreamEntry): Slots {
+    let s = this.slotsByOrigin.get(node.origin);
+    if (!s) this.slotsByOrigin.set(node.origin, (s = new Slots(node.origin, upstream.keepalive.size)));
+    return s;
+  }
+
+  /** Connections in use, uploads among them, and requests waiting, by node (admin /status). */
+  usage(): Record<string, ReturnType<Slots['usage']>> {
+    const out: Record<string, ReturnType<Slots['usage']>> = {};
+    for (const [origin, s] of this.slotsByOrigin) out[origin] = s.usage();
+    return out;
+  }
 
   /** True while passive checks keep `node` out of rotation. */
   ejected(node: UpstreamNode): boolean {
@@ -105,6 +121,7 @@ export class UpstreamPools {
       if (origins.has(origin)) continue;
       this.pools.delete(origin);
       this.health.delete(origin);
+      this.slotsByOrigin.delete(origin);
       pool.close().catch(() => {});
     }
   }
@@ -214,15 +231,10 @@ class Exchange {
     else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
     else if (up.passHost === 'rewrite' && up.upstreamHost) headers.host = up.upstreamHost;
     else if (typeof ctx.request.headers.host === 'string') headers.host = ctx.request.headers.host;
-    const attempt = new Attempt(this, node);
+    const attempt = new Attempt(this, node, pools.slots(node, up), this.body !== null && !Buffer.isBuffer(this.body));
     this.gone.current = attempt;
     up.balancer.acquire(node);
-    try {
-      pools.get(node, up).dispatch({ path: this.path, method: this.method, headers, body: this.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read }, attempt);
-    } catch (err) {
-      // dispatch() refuses some requests synchronously (a header value it cannot send, say).
-      if (!attempt.settled) { attempt.settle(); this.sink.fail(upstreamError(err, node, up), false); }
-    }
+    if (attempt.slots.acquire(attempt.upload, attempt, up.timeout.connect)) attempt.admitted();
   }
 }
 
@@ -230,8 +242,10 @@ class Exchange {
  * One try on one node: undici's dispatch handler. A class, not closures: the
  * request path creates one per request, and tsx wraps every closure it creates.
  */
-class Attempt implements Dispatcher.DispatchHandler {
+class Attempt implements Dispatcher.DispatchHandler, Waiter {
   controller: Dispatcher.DispatchController | undefined;
+  /** Holds one of the node's slots (admitted, not yet settled). */
+  holding = false;
   headSeen = false;
   settled = false;
   mode: BodyMode = 'stream';
@@ -244,19 +258,52 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   readonly x: Exchange;
   readonly node: UpstreamNode;
-  constructor(x: Exchange, node: UpstreamNode) {
+  readonly slots: Slots;
+  /** The request body streams from the client: counts against the node's upload share. */
+  readonly upload: boolean;
+  constructor(x: Exchange, node: UpstreamNode, slots: Slots, upload: boolean) {
     this.x = x;
     this.node = node;
+    this.slots = slots;
+    this.upload = upload;
+  }
+
+  /** A slot is ours: send the request. */
+  admitted(): void {
+    this.holding = true;
+    const { x, node } = this;
+    const up = x.up;
+    try {
+      x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read }, this);
+    } catch (err) {
+      // dispatch() refuses some requests synchronously (a header value it cannot send, say).
+      if (!this.settled) { this.settle(); x.sink.fail(upstreamError(err, node, up), false); }
+    }
+  }
+
+  /** No slot came within the wait: 503. */
+  expired(err: GatewayError): void {
+    if (this.settled) return;
+    this.settle();
+    log('warn', 'upstream connections busy, request refused', { route: this.x.ctx.route.id, upstream: this.node.origin, ...this.slots.usage() });
+    this.x.sink.fail(err, false);
   }
 
   cancel(): void {
-    this.controller?.abort(new Error('client went away'));
+    if (this.holding) { this.controller?.abort(new Error('client went away')); return; }
+    if (this.settled) return;
+    this.slots.cancel(this);
+    this.settle();
   }
 
   settle(): void {
     this.settled = true;
     if (this.x.gone.current === this) this.x.gone.current = undefined;
     this.x.up.balancer.release(this.node);
+    if (this.holding) {
+      this.holding = false;
+      this.slots.release(this.upload);
+    }
   }
 
   onRequestStart(c: Dispatcher.DispatchController): void {
