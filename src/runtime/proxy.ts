@@ -3,7 +3,7 @@
  * bodies streamed both ways, retries on another node for connection failures.
  */
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
 import { log } from '../log.ts';
@@ -33,6 +33,8 @@ export interface ResponseSink {
   end(body: Buffer | undefined): void;
   /** The exchange failed; `afterHead` when head() had been called. */
   fail(err: unknown, afterHead: boolean): void;
+  /** An upgrade request (WebSocket) was switched: `socket` is the upstream's side of the tunnel. */
+  upgrade?(status: number, headers: Record<string, string | string[]>, socket: Duplex, node: UpstreamNode): void;
 }
 
 /** The client side of an exchange: whether it left, and the attempt to cancel when it does. */
@@ -205,7 +207,10 @@ class Exchange {
   readonly body: Buffer | Readable | null;
   readonly mayRetry: boolean;
   readonly key: string | undefined;
-  constructor(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, path: string, method: Dispatcher.HttpMethod, body: Buffer | Readable | null, mayRetry: boolean, key: string | undefined) {
+  /** The protocol of an upgrade request (`websocket`), or undefined. */
+  readonly upgrade: string | undefined;
+  constructor(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, path: string, method: Dispatcher.HttpMethod, body: Buffer | Readable | null, mayRetry: boolean, key: string | undefined, upgrade: string | undefined) {
+    this.upgrade = upgrade;
     this.pools = pools;
     this.ctx = ctx;
     this.up = up;
@@ -274,7 +279,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const { x, node } = this;
     const up = x.up;
     try {
-      x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read }, this);
+      x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read, upgrade: x.upgrade }, this);
     } catch (err) {
       // dispatch() refuses some requests synchronously (a header value it cannot send, say).
       if (!this.settled) { this.settle(); x.sink.fail(upstreamError(err, node, up), false); }
@@ -333,6 +338,16 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.held = [];
     c.pause();
     decision.then((m) => this.release(c, m), (err) => this.abortWith(c, err));
+  }
+
+  onRequestUpgrade(_c: Dispatcher.DispatchController, status: number, h: Record<string, string | string[] | undefined>, socket: Duplex): void {
+    const { x, node } = this;
+    this.headSeen = true;
+    x.pools.record(node, x.up, status);
+    // The socket left undici's pool: the slot is free again.
+    this.settle();
+    if (x.gone.aborted || !x.sink.upgrade) { socket.destroy(); return; }
+    x.sink.upgrade(status, h as Record<string, string | string[]>, socket, node);
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -419,8 +434,10 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
  * promise per request: measured 25% faster than request() + pipe) and hands the
  * response to `sink`. Connection failures are retried on another node before
  * any response arrived, for idempotent requests whose body was not streamed.
+ * With `upgrade`, the request asks the node to switch protocols (WebSocket):
+ * the same node choice, retries and headers, and sink.upgrade gets the tunnel.
  */
-export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink): void {
+export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry, headers: Record<string, string | string[]>, gone: ClientSignal, sink: ResponseSink, upgrade?: string): void {
   const req = ctx.raw;
   const buffered = ctx.request.body;
   const streamed = buffered === undefined && hasBody(req);
@@ -432,5 +449,6 @@ export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry
     !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent),
     // Only a consistent-hash balancer reads a key.
     up.hashOn === undefined ? undefined : hashKey(ctx, up),
+    upgrade,
   ).start();
 }

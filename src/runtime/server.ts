@@ -16,6 +16,17 @@ import { normalizeRewritten } from './normalize.ts';
 import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
 import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink, type UpstreamPools } from './proxy.ts';
 
+/** The client's side of an upgrade request: its socket, the bytes after its head, and the tunnel once open. */
+export interface Tunnel {
+  readonly socket: Duplex;
+  /** `websocket`: the protocol asked for. */
+  readonly protocol: string;
+  /** The upstream's status once switched (101), for the access log. */
+  status?: number;
+  /** Writes the upstream's switching head to the client and splices the two sockets. */
+  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex): void;
+}
+
 export interface Runtime {
   /** The snapshot in force; read once per request. */
   snapshot(): Snapshot;
@@ -67,13 +78,16 @@ export function createConnectHandler(rt: Runtime): (req: IncomingMessage, socket
 
 /** The `request` listener of the proxy server. */
 export function createRequestHandler(rt: Runtime): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    try {
-      handle(rt, req, res);
-    } catch (err) {
-      unexpected(res, err);
-    }
-  };
+  return (req, res) => serve(rt, req, res);
+}
+
+/** One request (an upgrade when `tunnel` is given); a bug in handling it is answered 500, never thrown. */
+export function serve(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?: Tunnel): void {
+  try {
+    handle(rt, req, res, tunnel);
+  } catch (err) {
+    unexpected(res, err);
+  }
 }
 
 /** A failure outside any route's handling (a bug): logged, answered 500. */
@@ -93,7 +107,7 @@ function refuse(rt: Runtime, res: ServerResponse, err: GatewayError, method: str
  * Synchronous until something is not: a request whose plugins (if any) are
  * sync is routed, run and dispatched in this call, with no promise made for it.
  */
-function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
+function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?: Tunnel): void {
   const started = performance.now();
   const snap = rt.snapshot();
   const method = req.method ?? 'GET';
@@ -108,6 +122,10 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
     refuse(rt, res, new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route matches ${method} ${path}`), method, path, started);
     return;
   }
+  if (tunnel && !match.route.websocket) {
+    refuse(rt, res, new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `route "${match.route.id}" does not take WebSocket upgrades (enable_websocket)`), method, path, started);
+    return;
+  }
   if (method === 'TRACE' && !match.route.allowTrace) {
     refuse(rt, res, new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', 'TRACE is not allowed on this route'), method, path, started);
     return;
@@ -119,7 +137,7 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
   const route = match.route;
   const ip = clientAddress(req, snap.trustedProxies);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
-  const x = new InFlight(rt, ctx, req, res, started);
+  const x = new InFlight(rt, ctx, req, res, started, tunnel);
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());
   const cl = x.contentLength;
@@ -150,7 +168,9 @@ class InFlight {
   readonly started: number;
   /** Content-Length as the client sent it, before any plugin ran. */
   readonly contentLength: string | undefined;
-  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, started: number) {
+  readonly tunnel: Tunnel | undefined;
+  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, started: number, tunnel: Tunnel | undefined) {
+    this.tunnel = tunnel;
     this.contentLength = req.headers['content-length'];
     this.rt = rt;
     this.ctx = ctx;
@@ -203,7 +223,7 @@ class InFlight {
     }
     forwardedHeaders(headers, this.req, ctx.request.client_ip);
     ctx.upstreamSentAt = performance.now();
-    forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone));
+    forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone, this.tunnel), this.tunnel?.protocol);
   }
 
   /** client_body_timeout passed with no body byte: 408 (or a cut connection after the head), and the upstream attempt ends. */
@@ -217,7 +237,7 @@ class InFlight {
   closed(): void {
     const { ctx, res } = this;
     if (!res.writableFinished) this.gone.abort();
-    const status = res.writableFinished ? res.statusCode : 499;
+    const status = this.tunnel?.status ?? (res.writableFinished ? res.statusCode : 499);
     if (ctx.chain.log.length) ctx.record = exchangeRecord(this, status);
     runLogPhase(ctx);
     accessLog(ctx.route.id, this.method, this.path, status, ctx.upstreamOrigin, performance.now() - this.started, ctx.vars.request_id as string | undefined, ctx.request.client_ip);
@@ -270,11 +290,20 @@ class ProxySink implements ResponseSink {
   readonly gone: ClientGone;
   /** The upstream's Content-Length: a streamed body keeps it whatever header_filter did. */
   length: string | undefined;
-  constructor(chain: Chain, ctx: RequestCtx, res: ServerResponse, gone: ClientGone) {
+  readonly tunnel: Tunnel | undefined;
+  constructor(chain: Chain, ctx: RequestCtx, res: ServerResponse, gone: ClientGone, tunnel?: Tunnel) {
+    this.tunnel = tunnel;
     this.chain = chain;
     this.ctx = ctx;
     this.res = res;
     this.gone = gone;
+  }
+
+  upgrade(status: number, headers: Record<string, string | string[]>, upstream: Duplex, node: UpstreamNode): void {
+    this.ctx.upstreamOrigin = node.origin;
+    if (!this.tunnel || this.res.headersSent) { upstream.destroy(); return; }
+    this.tunnel.status = status;
+    this.tunnel.open(status, headers, upstream);
   }
 
   info(status: number, h: OutgoingHttpHeaders): void {

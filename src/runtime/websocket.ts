@@ -1,56 +1,64 @@
 /**
- * WebSocket upgrades on routes with `enable_websocket: true`, through
- * http-proxy-3. The rewrite and access phases run first, so auth applies.
+ * WebSocket upgrades on routes with `enable_websocket: true`: a variant of the
+ * normal request path (server.ts handle), not a second one. The same target
+ * and host rules, trust rules and forwarding headers, plugins, node choice
+ * (balancer, consistent hashing, health, retries on connect failures), access
+ * log and metrics; answers that are not a switch (401 from key-auth, a 502)
+ * are written as ordinary responses by a ServerResponse on the socket.
  */
-import type { IncomingMessage } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
-import { GatewayError } from '../errors.ts';
-import { log } from '../log.ts';
-import { RequestCtx, RequestData } from './context.ts';
-import { clientAddress, readTarget } from './edge.ts';
-import { PluginFailure, runRequestPhases } from './phases.ts';
-import { replyBody, type Runtime } from './server.ts';
+import { serve, type Runtime, type Tunnel } from './server.ts';
 
-function rawReply(socket: Duplex, status: number, body: string | Buffer): void {
-  if (socket.destroyed) return;
-  socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The client's socket, spliced to the upstream's once it switched protocols. */
+class ClientTunnel implements Tunnel {
+  status?: number;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly protocol: string;
+  constructor(socket: Duplex, head: Buffer, protocol: string) {
+    this.socket = socket;
+    this.head = head;
+    this.protocol = protocol;
+  }
+
+  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex): void {
+    const client = this.socket;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+    for (const k in headers) {
+      const v = headers[k];
+      if (Array.isArray(v)) for (const x of v) head += `${k}: ${x}\r\n`;
+      else if (v !== undefined) head += `${k}: ${v}\r\n`;
+    }
+    client.write(head + '\r\n');
+    if (this.head.length) upstream.write(this.head);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.pipe(client);
+    client.pipe(upstream);
+  }
 }
 
 /** The `upgrade` listener of the proxy server. */
 export function createUpgradeHandler(rt: Runtime): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const proxy = createProxyServer({ ws: true, xfwd: true });
-  proxy.on('error', (err: Error, _req: unknown, target: unknown) => {
-    log('warn', 'websocket proxy error', { error: err.message });
-    const s = target as Duplex | undefined;
-    if (s && typeof s.destroy === 'function') s.destroy();
-  });
   return (req, socket, head) => {
     socket.on('error', () => {});
-    void (async () => {
-      const snap = rt.snapshot();
-      const target = readTarget(req);
-      if (typeof target === 'string') return rawReply(socket, 400, JSON.stringify({ error: target, code: 'GW_ERR_BAD_REQUEST' }));
-      const { path, search } = target;
-      const match = snap.router.find(req.method ?? 'GET', path, target.host);
-      if (match && target.escapedSlash && !match.route.allowEncodedSlashes) return rawReply(socket, 400, JSON.stringify({ error: 'encoded slashes are not allowed in this path', code: 'GW_ERR_BAD_REQUEST' }));
-      if (!match || !match.route.websocket || !match.route.upstream) return rawReply(socket, 404, JSON.stringify({ error: `no websocket route matches ${path}` }));
-      const route = match.route;
-      const upstream = match.route.upstream;
-      const ip = clientAddress(req, snap.trustedProxies);
-      const ctx = new RequestCtx(snap, route, req, new RequestData(req.method ?? 'GET', path, search, req.headers, ip));
-      try {
-        const reply = await runRequestPhases(ctx);
-        if (reply) return rawReply(socket, reply.status, replyBody(reply.body).data ?? '');
-        const node = upstream.balancer.pick(undefined);
-        if (!node) return rawReply(socket, 502, '{"error":"no upstream node is available"}');
-        req.url = ctx.request.target();
-        proxy.ws(req, socket, head, { target: node.origin, changeOrigin: upstream.passHost === 'node' });
-      } catch (err) {
-        const e = err instanceof PluginFailure ? err.error : err;
-        log('error', 'websocket upgrade failed', { route: route.id, error: e });
-        rawReply(socket, e instanceof GatewayError ? e.status : 500, '{"error":"internal error"}');
-      }
-    })();
+    // Answers other than a switch go out as normal responses, then the connection closes.
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as Socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.end());
+    const protocol = String(req.headers.upgrade ?? '');
+    if (!TOKEN.test(protocol)) {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end('{"error":"Upgrade header is not valid","code":"GW_ERR_BAD_REQUEST"}');
+      return;
+    }
+    serve(rt, req, res, new ClientTunnel(socket, head, protocol));
   };
 }
