@@ -19,6 +19,7 @@ routes:
   - { id: rw-evil, uri: "/rw1/*", upstream_id: up, plugins: { proxy-rewrite: { regex_uri: ["^/rw1/(.*)", "//$1"] } } }
   - { id: rw-up, uri: "/rw2/*", upstream_id: up, plugins: { proxy-rewrite: { regex_uri: ["^/rw2/(.*)", "/../../$1"] } } }
   - { id: rw-fixed, uri: /rw3, upstream_id: up, plugins: { proxy-rewrite: { uri: "/a/./b/../c//d?x=1" } } }
+  - { id: rw-bad, uri: /rw4, upstream_id: up, plugins: { proxy-rewrite: { uri: "/a%zz" } } }
   - { id: trace, uri: /trace, methods: [GET, TRACE], upstream_id: up }
   - { id: purge, uri: /purge, methods: [PURGE], upstream_id: up }
 `);
@@ -50,6 +51,7 @@ describe('edge: one path', () => {
     { desc: 'a regex_uri result of //host/x is made a path', path: '/rw1/evil.example/x', want: 200, upstream: '/evil.example/x' },
     { desc: 'a regex_uri result cannot climb above the root', path: '/rw2/etc/passwd', want: 200, upstream: '/etc/passwd' },
     { desc: 'a fixed uri is normalised, its query kept', path: '/rw3', want: 200, upstream: '/a/c/d?x=1' },
+    { desc: 'a rewrite to a path that cannot be normalised fails closed with GW_ERR_INTERNAL', path: '/rw4', want: 500 },
   ];
   for (const c of cases) {
     it(c.desc, async () => {
@@ -58,6 +60,7 @@ describe('edge: one path', () => {
       assert.equal(res.status, c.want, res.body);
       assert.equal(upstreamUrl(before), c.upstream);
       if (c.want === 400) assert.equal(JSON.parse(res.body).code, 'GW_ERR_BAD_REQUEST');
+      if (c.want === 500) assert.equal(JSON.parse(res.body).code, 'GW_ERR_INTERNAL');
     });
   }
 });
