@@ -14,7 +14,7 @@ import type { Snapshot } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Metrics } from './metrics.ts';
-import { UpstreamPools } from './proxy.ts';
+import { UpstreamPools } from './pools.ts';
 import { createConnectHandler, createRequestHandler } from './server.ts';
 import { createUpgradeHandler } from './websocket.ts';
 import { watchConfig, type Watcher } from './watch.ts';

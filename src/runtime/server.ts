@@ -14,7 +14,8 @@ import { closeIfUnread, readBody, watchBody } from './client-body.ts';
 import { checkStatus, cleanHeaders } from './headers.ts';
 import { normalizeRewritten } from './normalize.ts';
 import { isThenable, PluginFailure, runLogPhase, runPhase, runRequestPhases } from './phases.ts';
-import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink, type UpstreamPools } from './proxy.ts';
+import type { UpstreamPools } from './pools.ts';
+import { forward, stripHopByHop, type BodyMode, type ClientSignal, type ResponseSink } from './proxy.ts';
 
 /** The client's side of an upgrade request: its socket, the bytes after its head, and the tunnel once open. */
 export interface Tunnel {
