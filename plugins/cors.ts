@@ -32,7 +32,7 @@
  * a config naming it is refused rather than silently widened or narrowed.
  */
 import schema from '../schemas/cors.json' with { type: 'json' };
-import { definePlugin, type Ctx, type ResponseView } from '../src/plugin.ts';
+import { compileRegex, definePlugin, type Ctx, type ResponseView } from '../src/plugin.ts';
 
 interface Conf {
   allow_origins: string; allow_methods: string; allow_headers: string; expose_headers?: string; max_age: number;
@@ -57,13 +57,13 @@ interface State {
 
 const ALL_METHODS = 'GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS,CONNECT,TRACE';
 
-/** The one place a configured regex is compiled (whole-string match). */
-function compileOriginRegex(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
+/** A configured origin regex, matched against the whole origin, in linear time. */
+function compileOriginRegex(source: string, where: string): RegExp {
+  return compileRegex(`^(?:${source})$`, where);
 }
 
 function originRule(list: string | undefined, regexes: readonly string[] | undefined): OriginRule | undefined {
-  if (regexes) return { kind: 'regex', res: regexes.map(compileOriginRegex) };
+  if (regexes) return { kind: 'regex', res: regexes.map((re, i) => compileOriginRegex(re, `regex[${i}]`)) };
   if (list === undefined) return undefined;
   if (list === '*') return { kind: 'any' };
   if (list === '**') return { kind: 'echo' };
@@ -119,7 +119,8 @@ export default definePlugin<Conf, State>({
     }
     for (const key of ['allow_origins_by_regex', 'timing_allow_origins_by_regex'] as const) {
       for (const [i, re] of (conf[key] ?? []).entries()) {
-        try { new RegExp(re); compileOriginRegex(re); } catch (err) { return `${key}[${i}] is not a valid regular expression: ${(err as Error).message}`; }
+        try { new RegExp(re); } catch (err) { return `${key}[${i}] is not a valid regular expression: ${(err as Error).message}`; }
+        try { compileOriginRegex(re, `${key}[${i}]`); } catch (err) { return (err as Error).message; }
       }
     }
     return undefined;

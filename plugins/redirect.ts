@@ -33,7 +33,7 @@
  * With no TLS listener yet, `http_to_https` redirects to the default port 443.
  */
 import schema from '../schemas/redirect.json' with { type: 'json' };
-import { definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
+import { compileRegex, definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
 import { compileTemplate, render, type Template } from './redirect/template.ts';
 
 interface Conf { http_to_https?: boolean; uri?: string; regex_uri?: [string, string]; ret_code: number; encode_uri: boolean; append_query_string: boolean }
@@ -48,11 +48,6 @@ interface State {
 }
 
 const TO_HTTPS = compileTemplate('https://$host$request_uri');
-
-/** The one place a configured regex is compiled. */
-function compileRegex(source: string): RegExp {
-  return new RegExp(source);
-}
 
 /** `$0`..`$9` and `${N}` of a regex_uri replacement. */
 function substitute(m: RegExpExecArray, replacement: string): string {
@@ -90,7 +85,7 @@ export default definePlugin<Conf, State>({
     if (given.length !== 1) return `give exactly one of uri, regex_uri, http_to_https${given.length ? ` (not ${given.join(' and ')})` : ''}`;
     if (conf.http_to_https && conf.append_query_string) return 'only one of `http_to_https` and `append_query_string` can be configured';
     if (conf.regex_uri) {
-      try { compileRegex(conf.regex_uri[0]); } catch (err) { return `regex_uri[0] is not a valid regular expression: ${(err as Error).message}`; }
+      try { compileRegex(conf.regex_uri[0], 'regex_uri[0]'); } catch (err) { return (err as Error).message; }
     }
     if (conf.uri !== undefined) {
       try { compileTemplate(conf.uri); } catch (err) { return `uri: ${(err as Error).message}`; }
@@ -100,7 +95,7 @@ export default definePlugin<Conf, State>({
   init: (conf) => ({
     toHttps: conf.http_to_https === true,
     uri: conf.uri === undefined ? undefined : compileTemplate(conf.uri),
-    regex: conf.regex_uri && compileRegex(conf.regex_uri[0]),
+    regex: conf.regex_uri && compileRegex(conf.regex_uri[0], 'regex_uri[0]'),
     replacement: conf.regex_uri?.[1] ?? '',
     code: conf.ret_code,
     encode: conf.encode_uri,

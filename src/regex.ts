@@ -28,7 +28,7 @@ export function compileRegex(pattern: string, where: string, flags = ''): RegExp
     try {
       new RegExp(pattern, flags);
     } catch (syntax) {
-      throw new Error(`${where}: not a valid regular expression: ${(syntax as Error).message}`, { cause: syntax });
+      throw new Error(`${where} is not a valid regular expression: ${(syntax as Error).message}`, { cause: syntax });
     }
     throw new Error(`${where}: ${JSON.stringify(pattern)} cannot run in linear time (backreferences, lookaround and repetition counts in the hundreds are not supported: a pattern that backtracks lets one request stall the gateway)`, { cause: err });
   }

@@ -27,9 +27,9 @@ describe('trusted_proxies: parsing', () => {
     const text = 'trusted_proxies:\n  - 10.0.0.0/99\n  - banana\n  - "::1/129"\n  - 10.0.0.0/8\nroutes:\n  - { id: a, uri: /a, upstream: { nodes: { "127.0.0.1:80": 1 } } }\n';
     const res = await loadConfigText(text, 'gateway.yaml', { env: {}, functions: (s) => pools.host(s) });
     assert.equal(formatIssues(res.ok ? [] : res.issues), [
-      'gateway.yaml:2:5: trusted_proxies[0]: "10.0.0.0/99": the prefix length must be 0-32',
-      'gateway.yaml:3:5: trusted_proxies[1]: "banana" is not an IP address or CIDR',
-      'gateway.yaml:4:5: trusted_proxies[2]: "::1/129": the prefix length must be 0-128',
+      'gateway.yaml:2:5: trusted_proxies[0]: "10.0.0.0/99" is not an IP address or CIDR (the prefix length is 0-32 for IPv4, 0-128 for IPv6)',
+      'gateway.yaml:3:5: trusted_proxies[1]: "banana" is not an IP address or CIDR (the prefix length is 0-32 for IPv4, 0-128 for IPv6)',
+      'gateway.yaml:4:5: trusted_proxies[2]: "::1/129" is not an IP address or CIDR (the prefix length is 0-32 for IPv4, 0-128 for IPv6)',
     ].join('\n'));
   });
 });

@@ -28,7 +28,7 @@ describe('compileRegex', () => {
     { desc: 'a backreference', pattern: '^/(a+)\\1$', want: /^Error: here: .* cannot run in linear time/ },
     { desc: 'a repetition count in the thousands', pattern: 'x{1000}', want: /^Error: here: .* cannot run in linear time/ },
     { desc: 'a lookahead', pattern: '^/(?=a)', want: /^Error: here: .* cannot run in linear time/ },
-    { desc: 'a syntax error', pattern: '^/(a', want: /^Error: here: not a valid regular expression: / },
+    { desc: 'a syntax error', pattern: '^/(a', want: /^Error: here is not a valid regular expression: / },
   ];
   for (const c of refused) {
     it(`refuses ${c.desc}`, () => assert.throws(() => compileRegex(c.pattern, 'here'), c.want));

@@ -1,6 +1,6 @@
 /** Turns an upstream as written into the entry the proxy reads. */
-import { BlockList, isIP } from 'node:net';
 import { createBalancer } from '../balancer.ts';
+import { compileIpMatcher } from '../plugin.ts';
 import type { Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import type { UpstreamDoc } from './model.ts';
 
@@ -62,29 +62,22 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
 }
 
 /**
- * `trusted_proxies` (addresses and CIDRs, IPv4 and IPv6) as a node:net
- * BlockList, and the entries that are neither, by index (config errors).
+ * `trusted_proxies` (addresses and CIDRs, IPv4 and IPv6) as one node:net
+ * BlockList (compileIpMatcher), and the entries that are neither, by index
+ * (config errors, each at its line).
  */
 export function parseTrustedProxies(list: readonly string[]): { match: (ip: string) => boolean; problems: { index: number; message: string }[] } {
   const problems: { index: number; message: string }[] = [];
-  if (list.length === 0) return { match: () => false, problems };
-  const blocks = new BlockList();
+  const good: string[] = [];
   list.forEach((entry, index) => {
-    const slash = entry.indexOf('/');
-    const addr = slash < 0 ? entry : entry.slice(0, slash);
-    const family = isIP(addr);
-    const bits = slash < 0 ? '' : entry.slice(slash + 1);
-    const max = family === 6 ? 128 : 32;
-    if (family === 0) problems.push({ index, message: `"${entry}" is not an IP address or CIDR` });
-    else if (slash >= 0 && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)) problems.push({ index, message: `"${entry}": the prefix length must be 0-${max}` });
-    else if (slash < 0) blocks.addAddress(addr, family === 6 ? 'ipv6' : 'ipv4');
-    else blocks.addSubnet(addr, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+    try {
+      compileIpMatcher([entry]);
+      good.push(entry);
+    } catch {
+      problems.push({ index, message: `"${entry}" is not an IP address or CIDR (the prefix length is 0-32 for IPv4, 0-128 for IPv6)` });
+    }
   });
-  const match = (ip: string): boolean => {
-    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
-    const plain = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-    const family = isIP(plain);
-    return family !== 0 && blocks.check(plain, family === 6 ? 'ipv6' : 'ipv4');
-  };
-  return { match, problems };
+  if (good.length === 0) return { match: () => false, problems };
+  const matcher = compileIpMatcher(good);
+  return { match: (ip) => matcher.match(ip) === true, problems };
 }

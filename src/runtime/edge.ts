@@ -59,22 +59,20 @@ export function readTarget(req: IncomingMessage): Target | string {
   return { path, search: q < 0 ? '' : url.slice(q), host, escapedSlash: raw.indexOf('%') >= 0 && hasEscapedSlash(path) };
 }
 
-/** Forwarding headers a client may not set for itself: dropped unless the peer is a trusted proxy. */
+/** Forwarding headers a client may not set for itself: not passed on unless the peer is a trusted proxy. */
 const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip'] as const;
 
+/** Forwarding headers as an untrusted client sent them: name and value. */
+export type ClientForwarding = [name: string, value: string | string[]][];
+
 /**
- * The client address, read right to left through X-Forwarded-For: the first
- * address (from the right) that is not a trusted proxy is the client. Only
- * when the peer itself is trusted; otherwise the peer is the client and its
- * forwarding headers are removed before any plugin sees them.
+ * The client address. From a trusted peer, read right to left through
+ * X-Forwarded-For: the first address (from the right) that is not a trusted
+ * proxy is the client. Otherwise the peer is the client.
  */
-export function clientAddress(req: IncomingMessage, trusted: (ip: string) => boolean): string {
+export function clientAddress(req: IncomingMessage, trusted: (ip: string) => boolean, peerTrusted: boolean): string {
   const peer = req.socket.remoteAddress ?? '';
-  if (!trusted(peer)) {
-    const h = req.headers;
-    for (const k of FORWARDING) if (h[k] !== undefined) delete h[k];
-    return peer;
-  }
+  if (!peerTrusted) return peer;
   const xff = req.headers['x-forwarded-for'];
   if (typeof xff !== 'string' || xff === '') return peer;
   let ip = peer;
@@ -90,10 +88,27 @@ export function clientAddress(req: IncomingMessage, trusted: (ip: string) => boo
 }
 
 /**
- * Sets X-Forwarded-For/-Proto/-Host/-Port and X-Real-IP on what goes upstream.
- * Values still present came from a trusted proxy (clientAddress removed the others).
+ * The forwarding headers an untrusted client sent, to be kept from the
+ * upstream (plugins still see them: real-ip has its own list of whom to
+ * believe). Undefined when it sent none.
  */
-export function forwardedHeaders(headers: Record<string, string | string[]>, req: IncomingMessage, clientIp: string): void {
+export function clientForwarding(req: IncomingMessage): ClientForwarding | undefined {
+  let out: ClientForwarding | undefined;
+  const h = req.headers;
+  for (const k of FORWARDING) {
+    const v = h[k];
+    if (v !== undefined) (out ??= []).push([k, v]);
+  }
+  return out;
+}
+
+/**
+ * Sets X-Forwarded-For/-Proto/-Host/-Port and X-Real-IP on what goes
+ * upstream. `sent` (from an untrusted client) is removed first, unless a
+ * plugin replaced the value; what remains came from a trusted proxy or a plugin.
+ */
+export function forwardedHeaders(headers: Record<string, string | string[]>, req: IncomingMessage, clientIp: string, sent: ClientForwarding | undefined): void {
+  if (sent) for (const [k, v] of sent) if (headers[k] === v) delete headers[k];
   const peer = req.socket.remoteAddress ?? '';
   const xff = headers['x-forwarded-for'];
   headers['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer;

@@ -9,7 +9,7 @@ import { accessLog, log } from '../log.ts';
 import type { Reply, RequestRecord, ResponseView } from '../plugin.ts';
 import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
 import { RequestCtx, RequestData } from './context.ts';
-import { clientAddress, forwardedHeaders, readTarget } from './edge.ts';
+import { clientAddress, clientForwarding, forwardedHeaders, readTarget, type ClientForwarding } from './edge.ts';
 import { closeIfUnread, readBody, watchBody } from './client-body.ts';
 import { checkStatus, cleanHeaders } from './headers.ts';
 import { normalizeRewritten } from './normalize.ts';
@@ -136,9 +136,10 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
     return;
   }
   const route = match.route;
-  const ip = clientAddress(req, snap.trustedProxies);
+  const peerTrusted = snap.trustedProxies(req.socket.remoteAddress ?? '');
+  const ip = clientAddress(req, snap.trustedProxies, peerTrusted);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
-  const x = new InFlight(rt, ctx, req, res, started, tunnel);
+  const x = new InFlight(rt, ctx, req, res, started, tunnel, peerTrusted ? undefined : clientForwarding(req));
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());
   const cl = x.contentLength;
@@ -170,8 +171,11 @@ class InFlight {
   /** Content-Length as the client sent it, before any plugin ran. */
   readonly contentLength: string | undefined;
   readonly tunnel: Tunnel | undefined;
-  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, started: number, tunnel: Tunnel | undefined) {
+  /** Forwarding headers an untrusted client sent: not passed on. */
+  readonly sentForwarding: ClientForwarding | undefined;
+  constructor(rt: Runtime, ctx: RequestCtx, req: IncomingMessage, res: ServerResponse, started: number, tunnel: Tunnel | undefined, sentForwarding: ClientForwarding | undefined) {
     this.tunnel = tunnel;
+    this.sentForwarding = sentForwarding;
     this.contentLength = req.headers['content-length'];
     this.rt = rt;
     this.ctx = ctx;
@@ -222,7 +226,7 @@ class InFlight {
       headers = cleanHeaders(ctx.request.headers, 'request');
       if (this.contentLength !== undefined) headers['content-length'] = this.contentLength;
     }
-    forwardedHeaders(headers, this.req, ctx.request.client_ip);
+    forwardedHeaders(headers, this.req, ctx.request.client_ip, this.sentForwarding);
     ctx.upstreamSentAt = performance.now();
     forward(this.rt.pools, ctx, route.upstream, headers, this.gone, new ProxySink(chain, ctx, res, this.gone, this.tunnel), this.tunnel?.protocol);
   }

@@ -68,6 +68,7 @@ describe('redirect config errors', () => {
     { desc: 'http_to_https with append_query_string', conf: { http_to_https: true, append_query_string: true },
       want: [`${at}: plugin redirect: only one of \`http_to_https\` and \`append_query_string\` can be configured`] },
     { desc: 'a broken regex', conf: { regex_uri: ['^/(a', '/b'] }, want: [`${at}: plugin redirect: regex_uri[0] is not a valid regular expression: Invalid regular expression: /^/(a/: Unterminated group`] },
+    { desc: 'a regex that needs backtracking', conf: { regex_uri: ['^/(a+)\\1$', '/b'] }, want: [`${at}: plugin redirect: regex_uri[0]: "^/(a+)\\\\1$" cannot run in linear time (backreferences, lookaround and repetition counts in the hundreds are not supported: a pattern that backtracks lets one request stall the gateway)`] },
     { desc: 'regex_uri with one item', conf: { regex_uri: ['^/a'] }, want: [`${at}.regex_uri: plugin redirect: must NOT have fewer than 2 items`] },
     { desc: 'an unknown variable', conf: { uri: '/x/$upstream_addr' },
       want: [`${at}: plugin redirect: uri: unknown variable $upstream_addr in "/x/$upstream_addr" (known: $uri, $request_uri, $host, $scheme, $args, $query_string, $is_args, $request_method, $remote_addr, $arg_NAME, $http_NAME, $cookie_NAME)`] },
