@@ -159,7 +159,7 @@ ${route('down', `{ host: "http://127.0.0.1:${dead}", policy: example, keepalive:
     const input = inputOf(opa, n) as Record<string, unknown>;
     assert.deepEqual(input.consumer, { username: 'alice' });
     assert.deepEqual(input.route, { id: 'ctx', uri: '/ctx', service_id: 'svc', plugins: { opa: { host: `http://127.0.0.1:${opa.port}`, policy: 'context', with_route: true, with_service: true, with_consumer: true, timeout: 3000, keepalive: true, keepalive_timeout: 60000, keepalive_pool: 5, ssl_verify: true } }, priority: 0, enable_websocket: false, allow_encoded_slashes: false });
-    assert.deepEqual(input.service, { id: 'svc', plugins: { 'key-auth': { header: 'apikey', query: 'apikey', hide_credentials: false } } });
+    assert.deepEqual(input.service, { id: 'svc', plugins: { 'key-auth': { header: 'apikey', query: 'apikey', hide_credentials: false, realm: 'key' } } });
   });
 });
 
