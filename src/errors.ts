@@ -31,6 +31,7 @@ export const ERRORS = {
   GW_ERR_FUNCTION_BUSY: 503,
   GW_ERR_FUNCTIONS_DISABLED: 500,
   GW_ERR_USAGE: 500,
+  GW_ERR_SHARED_FULL: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

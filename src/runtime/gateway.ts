@@ -9,7 +9,7 @@ import { hashText, loadConfigText, maxConfigBytes, readConfigText, yieldToEventL
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
-import { LocalSharedState } from '../shared/local.ts';
+import { SabSharedState } from '../shared/sab.ts';
 import type { Snapshot } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
@@ -57,7 +57,7 @@ export class Gateway {
   private parser = new ParseThread();
   readonly metrics = new Metrics();
   /** Outlives reloads: rate-limit counters carry over. */
-  readonly shared = new LocalSharedState();
+  readonly shared = new SabSharedState();
   readonly server: http.Server;
   admin?: http.Server;
   private current!: Snapshot;
