@@ -31,6 +31,13 @@ export function setLogSink(fn: (chunk: string) => void): (chunk: string) => void
   return prev;
 }
 
+/** Log lines written elsewhere (a worker thread's batch), passed through this thread's sink. */
+export function writeLogLines(chunk: string): void {
+  buffer += chunk;
+  if (buffer.length > 65536) flush();
+  else if (!scheduled) { scheduled = true; setImmediate(flush); }
+}
+
 /** Write out whatever is buffered (before exit). */
 export function flushLogs(): void { flush(); }
 

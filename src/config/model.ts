@@ -18,6 +18,7 @@ export interface UpstreamDoc {
 }
 
 export interface GatewayDoc {
+  workers?: number | 'auto';
   listen: number | string;
   admin?: { listen: number | string; enabled: boolean };
   trusted_proxies: string[];

@@ -10,7 +10,7 @@ import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import { SabSharedState } from '../shared/sab.ts';
-import type { Snapshot } from '../snapshot.ts';
+import type { ServerlessSettings, Snapshot } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Metrics } from './metrics.ts';
@@ -33,7 +33,25 @@ export interface GatewayOptions {
   pluginImportTimeoutMs?: number;
   /** The largest config file read, in bytes (default: TURNPIKE_MAX_CONFIG_BYTES from `env`, else 8 MiB). */
   maxConfigBytes?: number;
+  /** Set by a worker thread (worker-main.ts): the host's shared state, this worker's counters, how it listens and loads. */
+  worker?: WorkerSetup;
 }
+
+/** How a gateway runs as one of the host's workers: the main thread loads, watches and serves admin. */
+export interface WorkerSetup {
+  shared: SabSharedState;
+  /** This worker's row of response counters (by status class) in the host's stats buffer. */
+  counters: Float64Array;
+  /** The port every worker listens on (reusePort): the one the first worker took; undefined for the first (the file's). */
+  port?: number;
+  /** The first config, parsed once by the main thread. */
+  source: ConfigSource;
+  /** How many workers the host has: each worker's function pool gets its share of `serverless.threads`. */
+  workers: number;
+}
+
+/** Config text and its YAML data, parsed once by the main thread (data undefined: YAML errors, the load parses to place them). */
+export interface ConfigSource { text: string; data?: unknown }
 
 /** Thrown by `start` when the config is not valid: carries every issue. */
 export class ConfigRejected extends Error {
@@ -55,9 +73,11 @@ export class Gateway {
   readonly functions = new FunctionPools();
   /** Parses reloaded files off the request thread. */
   private parser = new ParseThread();
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   /** Outlives reloads: rate-limit counters carry over. */
-  readonly shared = new SabSharedState();
+  readonly shared: SabSharedState;
+  /** A config compiled by `prepare`, waiting for `commit` (a worker's half of a host-wide reload). */
+  private pending?: { snapshot: Snapshot; warnings: readonly ConfigIssue[] };
   readonly server: http.Server;
   admin?: http.Server;
   private current!: Snapshot;
@@ -74,6 +94,8 @@ export class Gateway {
   readonly opts: GatewayOptions;
   private constructor(opts: GatewayOptions) {
     this.opts = opts;
+    this.shared = opts.worker?.shared ?? new SabSharedState();
+    this.metrics = new Metrics(opts.worker?.counters);
     const rt = {
       snapshot: () => this.current,
       pools: this.pools,
@@ -98,7 +120,7 @@ export class Gateway {
   /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
-    const res = await gw.readAndLoad();
+    const res = opts.worker ? await gw.load(opts.worker.source.text, opts.worker.source.data) : await gw.readAndLoad();
     if (!res.ok) {
       await gw.functions.close();
       throw new ConfigRejected(res.issues);
@@ -106,8 +128,8 @@ export class Gateway {
     gw.swap(res.snapshot, res.warnings);
     const snap = res.snapshot;
     try {
-      await listen(gw.server, snap.listen.port, snap.listen.host);
-      if (snap.admin) {
+      await listen(gw.server, opts.worker?.port ?? snap.listen.port, snap.listen.host, !!opts.worker);
+      if (snap.admin && !opts.worker) {
         gw.admin = http.createServer(adminHandler({
           ready: () => gw.server.listening,
           status: () => gw.status(),
@@ -115,7 +137,7 @@ export class Gateway {
         }));
         await listen(gw.admin, snap.admin.port, snap.admin.host);
       }
-      if (opts.watch !== false) {
+      if (opts.watch !== false && !opts.worker) {
         gw.watcher = watchConfig(opts.config, (why) => { void gw.reload(why); }, opts.debounceMs, opts.pollMs);
         await gw.watcher.ready;
       }
@@ -124,7 +146,7 @@ export class Gateway {
       await gw.close(0).catch(() => {});
       throw err;
     }
-    log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
+    if (!opts.worker) log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
     return gw;
   }
 
@@ -133,13 +155,16 @@ export class Gateway {
   get port(): number { return (this.server.address() as AddressInfo).port; }
   get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
 
-  private load(text: string): Promise<LoadResult> {
+  /** Loads `text`; `data` is its YAML already parsed by the host's main thread (a worker never parses a valid file again). */
+  private load(text: string, data?: unknown): Promise<LoadResult> {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
-    const parse = this.current ? this.parser.parse.bind(this.parser) : undefined;
+    const w = this.opts.worker;
+    const parse = w ? async () => (data === undefined ? undefined : { data }) : this.current ? this.parser.parse.bind(this.parser) : undefined;
+    const functions = (s: ServerlessSettings) => this.functions.host(w ? { ...s, threads: Math.max(1, Math.ceil(s.threads / w.workers)) } : s);
     const max = this.maxBytes();
     return loadConfigText(text, this.opts.config, {
-      env: this.opts.env, functions: (s) => this.functions.host(s), pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared,
+      env: this.opts.env, functions, pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared,
       maxBytes: typeof max === 'number' ? max : undefined, pluginImportTimeoutMs: this.opts.pluginImportTimeoutMs,
     });
   }
@@ -153,6 +178,31 @@ export class Gateway {
     const max = this.maxBytes();
     if (typeof max === 'string') return { issue: { code: 'GW_ERR_CONFIG_READ', file: this.opts.config, line: 0, col: 0, path: '', message: max } };
     return readConfigText(this.opts.config, max);
+  }
+
+  /** A worker's first phase of a host-wide reload: compiles `source` and holds it until `commit` or `abort`. */
+  async prepare(source: ConfigSource): Promise<LoadResult> {
+    this.pending = undefined;
+    const res = await this.load(source.text, source.data);
+    if (res.ok) this.pending = { snapshot: res.snapshot, warnings: res.warnings };
+    else void this.functions.retain([this.current.serverless]);
+    return res;
+  }
+
+  /** Puts the prepared config in force (every worker compiled it). */
+  commit(): boolean {
+    if (!this.pending) return false;
+    this.swap(this.pending.snapshot, this.pending.warnings);
+    this.pending = undefined;
+    this.metrics.reloadsOk++;
+    return true;
+  }
+
+  /** Drops the prepared config (some worker could not compile it). */
+  abort(): void {
+    if (!this.pending) return;
+    this.pending = undefined;
+    void this.functions.retain([this.current.serverless]);
   }
 
   /** Reads the file, then loads it; both failures come back as issues. */
@@ -272,9 +322,9 @@ function clientError(err: Error & { code?: string }, socket: import('node:stream
   socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<void> {
+function listen(server: http.Server, port: number, host: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+    server.listen({ port, host, reusePort }, () => { server.off('error', reject); resolve(); });
   });
 }

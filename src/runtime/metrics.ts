@@ -6,7 +6,11 @@ export class Metrics {
   lastReloadOk = 1;
   configHash = '';
   loadedAt = 0;
-  private byClass = [0, 0, 0, 0, 0, 0];
+  /** Responses by status class (index 1-5); in a worker, its row of the host's stats buffer. */
+  private byClass: Float64Array;
+  constructor(byClass?: Float64Array) {
+    this.byClass = byClass ?? new Float64Array(6);
+  }
 
   request(status: number): void {
     this.byClass[Math.min(5, Math.max(0, Math.floor(status / 100)))]++;

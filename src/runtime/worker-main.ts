@@ -1,0 +1,66 @@
+/**
+ * One worker thread of the host: a Gateway serving on the shared port
+ * (reusePort), compiling each config the main thread hands it, committing it
+ * only when told (every worker compiled it), and bumping a heartbeat the main
+ * thread's watchdog reads.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { setLogSink } from '../log.ts';
+import { SabSharedState } from '../shared/sab.ts';
+import { ConfigRejected, Gateway } from './gateway.ts';
+import { BEAT_MS, STAT_CONNECTIONS, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const send = (m: FromWorker) => port.postMessage(m);
+setLogSink((chunk) => send({ type: 'log', chunk }));
+
+const row = new Float64Array(init.stats, init.index * STATS_ROW * 8, STATS_ROW);
+const beats = new Int32Array(init.beats);
+setInterval(() => Atomics.add(beats, init.index, 1), BEAT_MS);
+
+let rejectNext = false;
+let gw: Gateway;
+try {
+  gw = await Gateway.start({
+    config: init.config, env: init.env, watch: false,
+    worker: { shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers },
+  });
+} catch (err) {
+  send(err instanceof ConfigRejected ? { type: 'failed', issues: err.issues } : { type: 'failed', issues: [], message: (err as Error).message });
+  process.exit(1);
+}
+row[STAT_CONNECTIONS] = 0;
+gw.server.on('connection', (socket) => {
+  row[STAT_CONNECTIONS]++;
+  socket.once('close', () => { row[STAT_CONNECTIONS]--; });
+});
+send({ type: 'started', port: gw.port, hash: gw.snapshot().hash });
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'prepare':
+      if (rejectNext) {
+        rejectNext = false;
+        send({ type: 'prepared', seq: m.seq, ok: false, hash: '', issues: [{ code: 'GW_ERR_CONFIG_PLUGIN', file: init.config, line: 0, col: 0, path: '', message: `worker ${init.index} rejected the config (test hook)` }] });
+        return;
+      }
+      void gw.prepare(m.source).then((res) => send({ type: 'prepared', seq: m.seq, ok: res.ok, hash: res.hash, issues: res.ok ? [] : res.issues }));
+      return;
+    case 'commit':
+      gw.commit();
+      send({ type: 'committed', seq: m.seq, hash: gw.snapshot().hash });
+      return;
+    case 'abort':
+      gw.abort();
+      return;
+    case 'drain':
+      void gw.close(m.graceMs).then(() => send({ type: 'drained' }));
+      return;
+    case 'hook':
+      if (!init.testHooks) return;
+      if (m.hook === 'reject') rejectNext = true;
+      else if (m.hook === 'crash') setImmediate(() => { throw new Error(`worker ${init.index} crashed (test hook)`); });
+      else if (m.hook === 'block') setImmediate(() => { for (;;); });
+  }
+});

@@ -1,0 +1,48 @@
+/**
+ * What the main thread and the workers say to each other, and the layout of
+ * the stats buffer they share: one definition both sides import.
+ */
+import type { ConfigIssue } from '../errors.ts';
+import type { ConfigSource } from './gateway.ts';
+
+/** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class. */
+export const STATS_ROW = 8;
+export const STAT_CONNECTIONS = 0;
+/** How often a worker's event loop bumps its heartbeat, in ms. */
+export const BEAT_MS = 100;
+
+/** A worker's start-up data. */
+export interface WorkerInit {
+  index: number;
+  workers: number;
+  config: string;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** 0 for the first worker when the file says port 0; every other worker gets the port the first one took. */
+  port?: number;
+  source: ConfigSource;
+  shared: SharedArrayBuffer;
+  /** Float64 rows of STATS_ROW cells, one per worker index. */
+  stats: SharedArrayBuffer;
+  /** Int32 per worker index: its event loop's heartbeat. */
+  beats: SharedArrayBuffer;
+  /** Accept the `hook` message (tests only). */
+  testHooks: boolean;
+}
+
+/** Test hooks: crash the worker, block its event loop, or make it reject the next config. */
+export type Hook = 'crash' | 'block' | 'reject';
+
+export type ToWorker =
+  | { type: 'prepare'; seq: number; source: ConfigSource }
+  | { type: 'commit'; seq: number }
+  | { type: 'abort'; seq: number }
+  | { type: 'drain'; graceMs: number }
+  | { type: 'hook'; hook: Hook };
+
+export type FromWorker =
+  | { type: 'started'; port: number; hash: string }
+  | { type: 'failed'; issues: ConfigIssue[]; message?: string }
+  | { type: 'prepared'; seq: number; ok: boolean; hash: string; issues: ConfigIssue[] }
+  | { type: 'committed'; seq: number; hash: string }
+  | { type: 'drained' }
+  | { type: 'log'; chunk: string };
