@@ -10,7 +10,8 @@ import { importText } from './config/import/index.ts';
 import { formatIssues, loadConfigFile, readConfigText } from './config/load.ts';
 import { flushLogs, log } from './log.ts';
 import { FunctionPools } from './serverless/pool.ts';
-import { ConfigRejected, Gateway } from './runtime/gateway.ts';
+import { ConfigRejected } from './runtime/gateway.ts';
+import { Host } from './runtime/supervisor.ts';
 import { VERSION } from './version.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -29,14 +30,15 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   start: {
-    usage: 'turnpike start [--config|-c FILE] [--no-watch]',
+    usage: 'turnpike start [--config|-c FILE] [--no-watch] [--workers N]',
     help: `Serve FILE (default: $TURNPIKE_CONFIG or ./gateway.yaml), reloading it when it
 changes (unless --no-watch) and on SIGHUP. SIGTERM/SIGINT drain and exit 0.
 An invalid FILE is never served: its errors are printed and the exit code is 1.
 
   -c, --config FILE   the gateway.yaml to serve
-      --no-watch      reload on SIGHUP only`,
-    options: { config: { type: 'string', short: 'c' }, 'no-watch': { type: 'boolean' } },
+      --no-watch      reload on SIGHUP only
+      --workers N     serve from N worker threads (overrides the file's workers: auto | N)`,
+    options: { config: { type: 'string', short: 'c' }, 'no-watch': { type: 'boolean' }, workers: { type: 'string' } },
     positionals: false,
     run: (v) => start(v),
   },
@@ -166,9 +168,11 @@ async function importFile(values: Values, files: string[]): Promise<number> {
 async function start(values: Values): Promise<number> {
   const config = (values.config as string | undefined) || process.env.TURNPIKE_CONFIG || 'gateway.yaml';
   const file = path.resolve(config);
-  let gw: Gateway;
+  const w = values.workers as string | undefined;
+  if (w !== undefined && !/^[1-9]\d{0,3}$/.test(w)) return usageError(`option "--workers" needs a whole number from 1 to 1024, not "${w}"`, 'start');
+  let gw: Host;
   try {
-    gw = await Gateway.start({ config: file, watch: values['no-watch'] !== true });
+    gw = await Host.start({ config: file, watch: values['no-watch'] !== true, workers: w === undefined ? undefined : Math.min(1024, Number(w)) });
   } catch (err) {
     if (err instanceof ConfigRejected) {
       process.stderr.write(`${formatIssues(err.issues)}\nturnpike: ${path.relative(process.cwd(), file) || file} is not valid; not starting\n`);

@@ -16,6 +16,7 @@ import { ParseThread } from '../config/parse-thread.ts';
 import { parseListen } from '../config/upstream.ts';
 import { flushLogs, log, writeLogLines } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
+import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { ConfigRejected, type ConfigSource, type GatewayOptions } from './gateway.ts';
 import { Metrics } from './metrics.ts';
@@ -97,7 +98,7 @@ export class Host {
     if ('issue' in read) throw new ConfigRejected([read.issue]);
     const parser = new ParseThread();
     const source = await parseOnce(read.text, opts, parser);
-    const doc = (source.data ?? {}) as { workers?: unknown; admin?: { enabled?: boolean; listen?: string | number } };
+    const doc = (source.data ?? {}) as { workers?: unknown; listen?: string | number; admin?: { enabled?: boolean; listen?: string | number } };
     const host = new Host(opts, opts.workers ?? workerCount(doc.workers));
     host.parser = parser;
     host.parses = 1;
@@ -123,7 +124,9 @@ export class Host {
     const bound = opts.watchdogMs ?? 10_000;
     host.watchdog = setInterval(() => host.checkBeats(bound), Math.max(50, Math.min(1000, bound / 4)));
     host.watchdog.unref();
-    log('info', 'turnpike started', { port: host.port, admin: host.adminPort ?? null, workers: host.workers, hash: host.hash });
+    const listenHost = parseListen(doc.listen ?? 9080, '0.0.0.0').host;
+    const adminHost = host.admin ? (host.admin.address() as AddressInfo).address : '';
+    log('info', 'turnpike started', { listen: `${listenHost}:${host.port}`, admin: host.admin ? `${adminHost}:${host.adminPort}` : null, workers: host.workers, hash: host.hash });
     return host;
   }
 
@@ -273,6 +276,8 @@ export class Host {
   /** What the admin /status endpoint shows: the host, and each worker's config hash and request count. */
   status(): Record<string, unknown> {
     return {
+      turnpike: VERSION,
+      node: process.version,
       config: this.opts.config,
       hash: this.hash,
       loaded_at: new Date(this.loadedAt).toISOString(),
