@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayYaml, scenarios } from './configs.ts';
-import { freePort, spawnHelper } from './procs.ts';
+import { freePort, helperArgs, spawnHelper } from './procs.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   await writeFile(file, gatewayYaml(gwPort, adminPort, scenarios[SCENARIO](upPort)));
   process.stderr.write(`counting ${N} requests after ${WARM} of warm-up, under callgrind…\n`);
   const [bare, turnpike] = await Promise.all([
-    count('bare', dir, barePort, ['--import', 'tsx', path.join(HERE, 'undici-proxy.ts')], { TARGET: `http://127.0.0.1:${upPort}`, PORT: String(barePort) }),
+    count('bare', dir, barePort, helperArgs('undici-proxy.js'), { TARGET: `http://127.0.0.1:${upPort}`, PORT: String(barePort) }),
     count('turnpike', dir, gwPort, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file, '--no-watch']),
   ]);
   await rm(dir, { recursive: true, force: true });

@@ -15,9 +15,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a bench helper (`upstream.ts`, `undici-proxy.ts`) that prints its port on its first line; adds it to `children`. */
+/** How node runs a bench helper: plain JavaScript with no loader, TypeScript through tsx. */
+export function helperArgs(file: string): string[] {
+  return file.endsWith('.js') ? [path.join(HERE, file)] : ['--import', 'tsx', path.join(HERE, file)];
+}
+
+/** Starts a bench helper (`upstream.ts`, `undici-proxy.js`) that prints its port on its first line; adds it to `children`. */
 export function spawnHelper(file: string, env: Record<string, string>, children: Set<ChildProcess>): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, file)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, helperArgs(file), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(proc);
   return new Promise((resolve, reject) => {
     proc.stdout!.once('data', (d) => { proc.stdout!.resume(); resolve({ proc, port: Number(String(d).trim()) }); });

@@ -7,6 +7,10 @@
  * BENCH_WARMUP_SECONDS (5) of the same load, BENCH_CONNECTIONS (50),
  * BENCH_SOAK_SECONDS (60; 0 skips),
  * BENCH_LOAD=autocannon to use autocannon even where wrk is installed.
+ *
+ * The upstream is nginx when it is installed (bench/nginx.ts: never the
+ * bottleneck), the Node upstream otherwise; RESULTS.md says which. Turnpike
+ * runs with --workers 1 except in the workers rows.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +19,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayYaml, scenarios } from './configs.ts';
 import { haveWrk, load, type LoadResult } from './load.ts';
+import { findNginx, startNginx } from './nginx.ts';
 import { freePort, spawnHelper } from './procs.ts';
+import { counterCost } from './shared-counter.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -35,13 +41,13 @@ async function get(port: number, p: string): Promise<{ status: number; body: str
   return res ? { status: res.status, body: await res.text() } : { status: 0, body: '' };
 }
 
-async function startTurnpike(name: string, body: string): Promise<Turnpike> {
+async function startTurnpike(name: string, body: string, workers = 1): Promise<Turnpike> {
   const dir = path.join(TMP, name);
   await mkdir(dir, { recursive: true });
   const [port, admin] = [await freePort(), await freePort()];
   const file = path.join(dir, 'gateway.yaml');
   await writeFile(file, gatewayYaml(port, admin, body));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file, '--workers', String(workers)], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(proc);
   for (let i = 0; i < 400 && (await get(admin, '/readyz')).status !== 200; i++) await sleep(25);
   return {
@@ -55,7 +61,14 @@ async function memKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
 }
 
-interface Row extends LoadResult { name: string; peakRssMb?: number; note?: string }
+interface Row extends LoadResult { name: string; peakRssMb?: number; note?: string; cpuUsPerReq?: number }
+
+/** CPU time (user + system) the process has used, in µs (/proc/PID/stat, clock ticks of 10 ms). */
+async function cpuUs(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
 const rows: Row[] = [];
 
 /**
@@ -79,8 +92,10 @@ async function measure(name: string, url: string, opts: { headers?: Record<strin
 
 async function run(name: string, url: string, warm: number, opts: { headers?: Record<string, string>; pid?: number }, label: string): Promise<Row> {
   await load(url, { seconds: warm, connections: CONNS, headers: opts.headers });
+  const cpu0 = opts.pid ? await cpuUs(opts.pid) : 0;
   const r = await load(url, { seconds: SECONDS, connections: CONNS, headers: opts.headers });
   const row: Row = { name, ...r };
+  if (opts.pid && r.requests > 0) row.cpuUsPerReq = ((await cpuUs(opts.pid)) - cpu0) / r.requests;
   if (opts.pid) row.peakRssMb = (await memKb(opts.pid, 'VmHWM')) / 1024;
   process.stderr.write(`${name}${label}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
   return row;
@@ -130,10 +145,16 @@ const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n
 
 async function main(): Promise<void> {
   await rm(TMP, { recursive: true, force: true });
-  const { port: up } = await spawnHelper('upstream.ts', {}, children);
-  const { port: bare } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'dispatch' }, children);
-  const { port: bareRequest } = await spawnHelper('undici-proxy.ts', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' }, children);
-  process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario\n`);
+  const nginx = findNginx();
+  let up: number;
+  if (nginx) {
+    up = await freePort();
+    await startNginx(nginx, path.join(TMP, 'nginx'), up, children);
+  } else ({ port: up } = await spawnHelper('upstream.ts', {}, children));
+  const upstreamName = nginx ? `nginx (${nginx}, 1 worker process, return 200)` : 'the Node upstream (bench/upstream.ts; install nginx for a faster one)';
+  const { port: bare } = await spawnHelper('undici-proxy.js', { TARGET: `http://127.0.0.1:${up}`, MODE: 'dispatch' }, children);
+  const { port: bareRequest } = await spawnHelper('undici-proxy.js', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' }, children);
+  process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario, upstream: ${upstreamName}\n`);
 
   // The throughput scenarios run interleaved, ROUNDS times each, and the median
   // run of each is reported: one run per scenario flipped targets between runs
@@ -145,8 +166,9 @@ async function main(): Promise<void> {
     startTurnpike('many', scenarios.many(up, 10_000)),
     startTurnpike('big', scenarios.big(up)),
     startTurnpike('traffic', scenarios.traffic(up)),
+    startTurnpike('plain2', scenarios.plain(up), 2),
   ]);
-  const [tPlain, tFn, tChain, tMany, tBig, tTraffic] = gateways;
+  const [tPlain, tFn, tChain, tMany, tBig, tTraffic, tPlain2] = gateways;
   const plan: { name: string; url: string; pid?: number; headers?: Record<string, string> }[] = [
     { name: 'direct to upstream', url: `http://127.0.0.1:${up}/bench` },
     { name: 'bare undici proxy (dispatch API)', url: `http://127.0.0.1:${bare}/bench` },
@@ -158,6 +180,7 @@ async function main(): Promise<void> {
     { name: 'bare undici proxy (dispatch API), 64 KiB body', url: `http://127.0.0.1:${bare}/big` },
     { name: 'turnpike: 64 KiB body', url: `http://127.0.0.1:${tBig.port}/big`, pid: tBig.proc.pid },
     { name: 'turnpike: cors, limit-count (local, never reached), ip-restriction', url: `http://127.0.0.1:${tTraffic.port}/bench`, pid: tTraffic.proc.pid, headers: { origin: 'https://app.example.com' } },
+    { name: 'turnpike: 1 route, no plugins, 2 workers', url: `http://127.0.0.1:${tPlain2.port}/bench`, pid: tPlain2.proc.pid },
   ];
   const runs = new Map<string, Row[]>(plan.map((p) => [p.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
@@ -168,9 +191,15 @@ async function main(): Promise<void> {
     const list = [...runs.get(p.name)!].sort((a, b) => a.rps - b.rps);
     const row = list[Math.floor(list.length / 2)];
     row.note = ROUNDS > 1 ? `median of ${ROUNDS}: ${list.map((r) => fmt(r.rps)).join(', ')}` : undefined;
+    const cpus = list.map((r) => r.cpuUsPerReq).filter((c) => c !== undefined).sort((a, b) => a - b);
+    if (cpus.length) row.cpuUsPerReq = cpus[Math.floor(cpus.length / 2)];
     rows.push(row);
     med.set(p.name, row);
   }
+  // How the kernel spread the 2-worker gateway's connections (requests per worker since it started).
+  const st = JSON.parse((await get(tPlain2.admin, '/status')).body || '{}') as { workers?: { requests: number }[] };
+  const perWorker = (st.workers ?? []).map((w) => w.requests);
+  const spread = perWorker.length ? `${perWorker.map((n) => fmt(n)).join(' / ')} requests (${perWorker.map((n) => fmt((100 * n) / perWorker.reduce((a, b) => a + b, 0), 0)).join(' / ')} %)` : 'no /status';
   for (const g of gateways) await g.stop();
   const direct = med.get(plan[0].name)!;
   const undici = med.get(plan[1].name)!;
@@ -179,6 +208,8 @@ async function main(): Promise<void> {
   const chain = med.get(plan[5].name)!;
   const many = med.get(plan[6].name)!;
   const undiciBig = med.get(plan[7].name)!;
+  const two = med.get(plan[10].name)!;
+  const counters = [await counterCost(1), await counterCost(2)];
   const { steady, during, writes, lat } = await withTurnpike('reload', scenarios.many(up, 1000), async (t) => {
     const steady = await measure('turnpike: 1,000 routes, no reloads', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid });
     const [during, writes] = await rewriting(t, up, 200, () => measure('turnpike: 1,000 routes, rewritten every 200 ms', `http://127.0.0.1:${t.port}/svc999/items/1`, { pid: t.proc.pid }));
@@ -217,11 +248,11 @@ async function main(): Promise<void> {
   const lines = [
     '# Benchmark results',
     '',
-    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · throughput scenarios: ${ROUNDS} interleaved rounds of ${SECONDS}s, each after ${WARM}s of warm-up; the table shows each scenario's median run, the targets the median of the per-round ratios · everything on loopback, one process each`,
+    `${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${os.cpus().length} cores · ${tool} · ${CONNS} connections · upstream: ${upstreamName} · throughput scenarios: ${ROUNDS} interleaved rounds of ${SECONDS}s, each after ${WARM}s of warm-up; the table shows each scenario's median run, the targets the median of the per-round ratios · everything on loopback, one process each`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB | vs direct | vs bare undici |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(r.peakRssMb)} | ${fmt(ratio(r, direct), 2)} | ${r.name.includes('64 KiB') ? fmt(ratio(r, undiciBig), 2) : fmt(ratio(r, undici), 2)}${r.note ? ` (${r.note})` : ''} |`),
+    '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MiB | CPU µs/req | vs direct | vs bare undici |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} | ${fmt(r.peakRssMb)} | ${fmt(r.cpuUsPerReq, 1)} | ${fmt(ratio(r, direct), 2)} | ${r.name.includes('64 KiB') ? fmt(ratio(r, undiciBig), 2) : fmt(ratio(r, undici), 2)}${r.note ? ` (${r.note})` : ''} |`),
     '',
     '## Targets',
     '',
@@ -232,12 +263,21 @@ async function main(): Promise<void> {
     target('4-plugin chain ≥ 0.80 × no plugins', plan[5].name, plan[3].name, 0.8),
     target('10,000 routes ≥ 0.95 × 1 route', plan[6].name, plan[3].name, 0.95),
     target('cors + limit-count + ip-restriction ≥ 0.85 × no plugins', plan[9].name, plan[3].name, 0.85),
+    `| CPU time per request, 2 workers within 5% of 1 worker (no contention) | ${fmt(two.cpuUsPerReq, 1)} vs ${fmt(plain.cpuUsPerReq, 1)} µs | ${two.cpuUsPerReq !== undefined && plain.cpuUsPerReq !== undefined && two.cpuUsPerReq <= plain.cpuUsPerReq * 1.05 ? 'yes' : 'no'} |`,
     `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
     `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,
     `| reloads: zero failed requests (${writes} rewrites of 1,000 routes) | ${during.errors} | ${during.errors === 0 ? 'yes' : 'no'} |`,
     `| reloads: p99 during vs without | ${fmt(during.p99, 2)} vs ${fmt(steady.p99, 2)} ms | – |`,
     `| write → new config serving, median < 250 ms (50 writes, 1,000 routes) | median ${fmt(median, 0)} ms, max ${fmt(lat.at(-1), 0)} ms | ${median < 250 ? 'yes' : 'no'} |`,
     soak ? `| RSS flat over a ${SOAK}s run | ${fmt(soak.start)} → ${fmt(soak.end)} MiB | ${soak.end <= soak.start * 1.1 + 5 ? 'yes' : 'no'} |` : '| RSS over a long run | skipped (BENCH_SOAK_SECONDS=0) | – |',
+    '',
+    '## Workers and shared state',
+    '',
+    `Connections spread over the 2-worker gateway by the kernel (reusePort): ${spread}.`,
+    '',
+    '| shared counter: threads incrementing one key | ns per update | updates/s, all threads | exact total |',
+    '| ---: | ---: | ---: | :---: |',
+    ...counters.map((c) => `| ${c.workers} | ${c.nsPerOp} | ${fmt(c.opsPerSec)} | ${c.exact ? 'yes' : 'no'} |`),
     '',
     `"vs direct" compares with a request straight to the upstream (no proxy) in the same run; "vs bare undici" with the bare dispatch-API proxy (64 KiB rows with its 64 KiB run). Direct to upstream: ${fmt(direct.rps)} req/s. Reproduce: \`npm run bench\` (wrk if installed: \`apt-get install wrk\`; autocannon otherwise).`,
     '',
