@@ -49,7 +49,11 @@ async function startTurnpike(name: string, body: string, workers = 1): Promise<T
   await writeFile(file, gatewayYaml(port, admin, body));
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file, '--workers', String(workers)], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(proc);
-  for (let i = 0; i < 400 && (await get(admin, '/readyz')).status !== 200; i++) await sleep(25);
+  // A 10,000-route config on a busy machine can take a while: wait for it, but not forever.
+  for (let i = 0; (await get(admin, '/readyz')).status !== 200; i++) {
+    if (i > 2400 || proc.exitCode !== null) throw new Error(`turnpike (${name}) did not become ready`);
+    await sleep(25);
+  }
   return {
     proc, port, admin, file,
     stop: async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); children.delete(proc); },

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
 import { hashText, readConfigText } from '../config/load.ts';
-import { ParseThread } from '../config/parse-thread.ts';
+import { readYaml } from '../config/yaml-read.js';
 import { parseListen } from '../config/upstream.ts';
 import { flushLogs, log, writeLogLines } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
@@ -23,7 +23,8 @@ import { Metrics } from './metrics.ts';
 import { watchConfig, type Watcher } from './watch.ts';
 import { STAT_CONNECTIONS, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
-const WORKER_FILE = new URL('./worker-main.ts', import.meta.url);
+// worker-main.ts here, worker-main.js in the JavaScript build (dist/).
+const WORKER_FILE = new URL(`./worker-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
 const MAX_WORKERS = 1024;
 
 export interface HostOptions extends GatewayOptions {
@@ -53,6 +54,8 @@ interface Slot {
   lastBeat: number;
   beatSeenAt: number;
   started: boolean;
+  /** Why it died, when it threw. */
+  error?: string;
 }
 
 /** A running host: the main thread and its workers. Same surface as Gateway where it can be. */
@@ -70,7 +73,6 @@ export class Host {
   private hash = '';
   private loadedAt = 0;
   private servingPort = 0;
-  private parser = new ParseThread();
   /** YAML parses done by this host (one per distinct file content; workers never parse a valid file). */
   parses = 0;
   private restarts = 0;
@@ -96,11 +98,9 @@ export class Host {
   static async start(opts: HostOptions): Promise<Host> {
     const read = await readConfigText(opts.config);
     if ('issue' in read) throw new ConfigRejected([read.issue]);
-    const parser = new ParseThread();
-    const source = await parseOnce(read.text, opts, parser);
+    const source = parseOnce(read.text, opts);
     const doc = (source.data ?? {}) as { workers?: unknown; listen?: string | number; admin?: { enabled?: boolean; listen?: string | number } };
     const host = new Host(opts, opts.workers ?? workerCount(doc.workers));
-    host.parser = parser;
     host.parses = 1;
     host.source = source;
     host.hash = hashText(read.text);
@@ -139,7 +139,9 @@ export class Host {
       index, workers: this.workers, config: this.opts.config, env: this.opts.env, port, source: this.source,
       shared: this.shared.buffer, stats: this.stats, beats: this.beats, testHooks: this.opts.testHooks === true,
     };
-    const worker = new Worker(WORKER_FILE, { workerData: init, env: process.env, stdout: false, stderr: false });
+    // The process's own flags (--import tsx, --permission…), less those that only apply to its entry point.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(WORKER_FILE, { workerData: init, env: process.env, execArgv, stdout: false, stderr: false });
     const slot: Slot = { index, worker, hash: '', restarts: 0, lastBeat: -1, beatSeenAt: Date.now(), started: false };
     return new Promise<Slot>((resolve, reject) => {
       slot.waiter = (m) => {
@@ -150,10 +152,13 @@ export class Host {
           if (index === 0 && port === undefined) this.servingPort = m.port;
           resolve(slot);
         } else if (m?.type === 'failed') reject(m.issues.length ? new ConfigRejected(m.issues) : new Error(m.message ?? `worker ${index} failed to start`));
-        else reject(new Error(`worker ${index} exited while starting`));
+        else reject(new Error(`worker ${index} exited while starting${slot.error ? `: ${slot.error}` : ''}`));
       };
       worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
-      worker.on('error', (err) => { if (slot.started) log('error', 'worker crashed', { worker: index, error: err.message }); });
+      worker.on('error', (err) => {
+        slot.error = err.message;
+        if (slot.started) log('error', 'worker crashed', { worker: index, error: err.message });
+      });
       worker.on('exit', (code) => this.onExit(slot, code));
     });
   }
@@ -231,7 +236,7 @@ export class Host {
     if ('issue' in read) return this.rejected(reason, '', [read.issue], started);
     const hash = hashText(read.text);
     if (hash === this.hash) return { ok: true, hash, unchanged: true };
-    const source = await parseOnce(read.text, this.opts, this.parser);
+    const source = parseOnce(read.text, this.opts);
     this.parses++;
     const seq = ++this.seq;
     const answers = await this.ask({ type: 'prepare', seq, source });
@@ -322,13 +327,16 @@ export class Host {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     await new Promise<void>((resolve) => (this.admin?.listening ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
-    await this.parser.close();
     flushLogs();
   }
 }
 
-/** Parses the file's text once (variables substituted), for every worker (data undefined: problems, which a worker then places). */
-async function parseOnce(text: string, opts: HostOptions, parser: ParseThread): Promise<ConfigSource> {
-  const parsed = await parser.parse(text, (opts.env ?? process.env) as Record<string, string>);
-  return { text, data: parsed?.data };
+/**
+ * Parses the file's text once (variables substituted), for every worker (data
+ * undefined: problems, which a worker then places). Here, not on a parse
+ * thread: this thread serves no traffic a parse could hold up.
+ */
+function parseOnce(text: string, opts: HostOptions): ConfigSource {
+  const { problems, data } = readYaml(text, opts.env ?? process.env);
+  return problems.length ? { text } : { text, data };
 }
