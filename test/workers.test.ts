@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { eventually, request } from './helpers/harness.ts';
+import { eventually, request, startUpstream, type Upstream } from './helpers/harness.ts';
 import { bodies, startHost, yaml } from './helpers/host.ts';
 
 describe('a host with 2 workers', () => {
@@ -55,5 +55,27 @@ describe('a host with 2 workers', () => {
     assert.equal(st.worker_restarts, 1);
     assert.deepEqual(await bodies(h.host.port, 30), Array(30).fill('200 three'));
     assert.match((await request(h.host.adminPort!, '/metrics')).body, /turnpike_worker_restarts_total 1\n/);
+  });
+});
+
+describe('passive health across workers', () => {
+  let bad: Upstream;
+  let good: Upstream;
+  let h: Awaited<ReturnType<typeof startHost>>;
+  before(async () => {
+    bad = await startUpstream((_req, res) => { res.writeHead(503); res.end('down'); return true; });
+    good = await startUpstream((_req, res) => { res.end('up'); return true; });
+    h = await startHost('x');
+    await writeFile(h.file, `${yaml('x')}  - id: u\n    uri: /u\n    upstream:\n      nodes: { "127.0.0.1:${bad.port}": 1, "127.0.0.1:${good.port}": 1 }\n      checks: { passive: { http_failures: 2, http_statuses: [503], ejection_seconds: 60 } }\n`);
+    assert.equal((await h.host.reload('test')).ok, true);
+  });
+  after(async () => { await h?.close(); await bad?.close(); await good?.close(); });
+
+  it('a node ejected by one worker is ejected for all: 2 failures in all, not 2 per worker', async () => {
+    const got: string[] = [];
+    for (let i = 0; i < 40; i++) got.push((await request(h.host.port, '/u')).body);
+    assert.equal(bad.seen.length, 2, got.join(','));
+    assert.deepEqual(got.filter((b) => b !== 'up'), ['down', 'down']);
+    assert.ok((await h.status()).workers.every((w) => w.requests > 0));
   });
 });

@@ -69,7 +69,7 @@ export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: tr
 
 /** A running gateway; `Gateway.start` loads the config and listens, `close` drains and stops. */
 export class Gateway {
-  readonly pools = new UpstreamPools();
+  readonly pools: UpstreamPools;
   readonly functions = new FunctionPools();
   /** Parses reloaded files off the request thread. */
   private parser = new ParseThread();
@@ -96,6 +96,7 @@ export class Gateway {
     this.opts = opts;
     this.shared = opts.worker?.shared ?? new SabSharedState();
     this.metrics = new Metrics(opts.worker?.counters);
+    this.pools = new UpstreamPools(this.shared);
     const rt = {
       snapshot: () => this.current,
       pools: this.pools,

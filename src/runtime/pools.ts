@@ -5,16 +5,28 @@
  */
 import { Pool } from 'undici';
 import { log } from '../log.ts';
+import type { SharedState, SharedTable } from '../plugin.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { Slots } from './pool-slots.ts';
 
 /** What passive checks know of one node; kept by origin, so it survives reloads. */
-interface NodeHealth { tcpFails: number; httpFails: number; ejectedUntil: number }
+/**
+ * What passive checks know of one node, by origin, in a table every worker
+ * shares (a node one worker ejects is ejected for all): cells [expiry,
+ * tcp failures, http failures, ejected until]. An entry expires HEALTH_TTL_MS
+ * after its last record, so origins that left the config do not fill it.
+ */
+const HEALTH_TABLE = 'turnpike:upstream-health';
+const TCP = 1, HTTP = 2, UNTIL = 3;
+const HEALTH_TTL_MS = 10 * 60_000;
 
-/** The pools to upstream nodes, and their health, shared across config snapshots by origin. */
+/** The pools to upstream nodes (this worker's), and their health (the host's), shared across config snapshots by origin. */
 export class UpstreamPools {
   private pools = new Map<string, Pool>();
-  private health = new Map<string, NodeHealth>();
+  private health: SharedTable;
+  constructor(shared: SharedState) {
+    this.health = shared.table(HEALTH_TABLE, { slots: 4, capacity: 10_000 });
+  }
   private slotsByOrigin = new Map<string, Slots>();
 
   /** Admission to `node`'s connections (see pool-slots.ts). */
@@ -33,23 +45,26 @@ export class UpstreamPools {
 
   /** True while passive checks keep `node` out of rotation. */
   ejected(node: UpstreamNode): boolean {
-    const h = this.health.get(node.origin);
-    return h !== undefined && h.ejectedUntil > Date.now();
+    const h = this.health.read(node.origin);
+    return h !== undefined && h[UNTIL] > Date.now();
   }
 
   /** Records the outcome of a request to `node`: a status, or a connection failure/timeout (0). */
   record(node: UpstreamNode, up: UpstreamEntry, status: number): void {
     const check = up.passive;
     if (!check) return;
-    let h = this.health.get(node.origin);
-    if (!h) this.health.set(node.origin, (h = { tcpFails: 0, httpFails: 0, ejectedUntil: 0 }));
-    if (status === 0) h.tcpFails++;
-    else if (check.httpStatuses.has(status)) h.httpFails++;
-    else { h.tcpFails = 0; h.httpFails = 0; return; }
-    if (h.tcpFails >= check.tcpFailures || h.httpFails >= check.httpFailures) {
-      h.ejectedUntil = Date.now() + check.ejectionMs;
-      h.tcpFails = 0;
-      h.httpFails = 0;
+    const ejected = this.health.update(node.origin, (h, now) => {
+      h[0] = now + Math.max(HEALTH_TTL_MS, check.ejectionMs);
+      if (status === 0) h[TCP]++;
+      else if (check.httpStatuses.has(status)) h[HTTP]++;
+      else { h[TCP] = 0; h[HTTP] = 0; return false; }
+      if (h[TCP] < check.tcpFailures && h[HTTP] < check.httpFailures) return false;
+      h[UNTIL] = now + check.ejectionMs;
+      h[TCP] = 0;
+      h[HTTP] = 0;
+      return true;
+    });
+    if (ejected) {
       log('warn', 'upstream node ejected by passive health check', { upstream: up.id, node: node.origin, seconds: check.ejectionMs / 1000 });
     }
   }
@@ -74,7 +89,6 @@ export class UpstreamPools {
     for (const [origin, pool] of this.pools) {
       if (origins.has(origin)) continue;
       this.pools.delete(origin);
-      this.health.delete(origin);
       this.slotsByOrigin.delete(origin);
       pool.close().catch(() => {});
     }

@@ -139,8 +139,8 @@ export class Host {
       index, workers: this.workers, config: this.opts.config, env: this.opts.env, port, source: this.source,
       shared: this.shared.buffer, stats: this.stats, beats: this.beats, testHooks: this.opts.testHooks === true,
     };
-    // The process's own flags (--import tsx, --permission…), less those that only apply to its entry point.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    // Workers inherit the process's flags (--import tsx, --permission…); --input-type (node -e) applies to its entry only and a worker refuses it.
+    const execArgv = process.execArgv.some((a) => a.startsWith('--input-type')) ? process.execArgv.filter((a) => !a.startsWith('--input-type')) : undefined;
     const worker = new Worker(WORKER_FILE, { workerData: init, env: process.env, execArgv, stdout: false, stderr: false });
     const slot: Slot = { index, worker, hash: '', restarts: 0, lastBeat: -1, beatSeenAt: Date.now(), started: false };
     return new Promise<Slot>((resolve, reject) => {
