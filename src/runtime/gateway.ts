@@ -13,6 +13,7 @@ import { SabSharedState } from '../shared/sab.ts';
 import type { ServerlessSettings, Snapshot } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
+import { Folded } from './fold.ts';
 import { Metrics } from './metrics.ts';
 import { UpstreamPools } from './pools.ts';
 import { createConnectHandler, createRequestHandler } from './server.ts';
@@ -85,8 +86,7 @@ export class Gateway {
   private lastFailure?: { at: string; message: string; errors: string[] };
   /** What the config in force loads with but Turnpike ignores (formatted). */
   private warnings: string[] = [];
-  private inflight?: Promise<ReloadOutcome>;
-  private queued?: Promise<ReloadOutcome>;
+  private reloads = new Folded<ReloadOutcome>();
   private upgraded = new Set<import('node:stream').Duplex>();
   private watcher?: Watcher;
   private rejectedHash?: string;
@@ -234,14 +234,8 @@ export class Gateway {
    * one more load after it. A file whose hash is the loaded one is skipped.
    */
   reload(reason = 'manual'): Promise<ReloadOutcome> {
-    if (this.inflight) {
-      this.queued ??= this.inflight.then(() => { this.queued = undefined; return this.reload(reason); });
-      return this.queued;
-    }
     // A last resort: whatever a reload throws is a rejected reload, never an unhandled rejection.
-    this.inflight = this.doReload(reason).catch((err: unknown) => this.rejected(reason, '', 0, [{ code: 'GW_ERR_CONFIG_SCHEMA', file: this.opts.config, line: 1, col: 1, path: '', message: `the file could not be loaded: ${(err as Error)?.message ?? err}` }]))
-      .finally(() => { this.inflight = undefined; });
-    return this.inflight;
+    return this.reloads.run(() => this.doReload(reason).catch((err: unknown) => this.rejected(reason, '', 0, [{ code: 'GW_ERR_CONFIG_SCHEMA', file: this.opts.config, line: 1, col: 1, path: '', message: `the file could not be loaded: ${(err as Error)?.message ?? err}` }])));
   }
 
   private async doReload(reason: string): Promise<ReloadOutcome> {

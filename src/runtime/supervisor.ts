@@ -18,6 +18,7 @@ import { flushLogs, log, writeLogLines } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
+import { Folded } from './fold.ts';
 import { ConfigRejected, type ConfigSource, type GatewayOptions } from './gateway.ts';
 import { Metrics } from './metrics.ts';
 import { watchConfig, type Watcher } from './watch.ts';
@@ -56,6 +57,8 @@ interface Slot {
   started: boolean;
   /** Why it died, when it threw. */
   error?: string;
+  /** Gone; its replacement is starting. */
+  exited?: boolean;
 }
 
 /** A running host: the main thread and its workers. Same surface as Gateway where it can be. */
@@ -81,8 +84,7 @@ export class Host {
   private admin?: http.Server;
   private watcher?: Watcher;
   private watchdog?: NodeJS.Timeout;
-  private inflight?: Promise<HostReload>;
-  private queued?: Promise<HostReload>;
+  private reloads = new Folded<HostReload>();
   private seq = 0;
   private closing = false;
 
@@ -171,6 +173,7 @@ export class Host {
 
   /** A worker gone for any reason but close(): count what it held, replace it. */
   private onExit(slot: Slot, code: number): void {
+    slot.exited = true;
     const waiter = slot.waiter;
     slot.waiter = undefined;
     waiter?.(undefined);
@@ -189,6 +192,8 @@ export class Host {
       slot.restarts = old.restarts + 1;
       if (this.closing) { void slot.worker.terminate(); return; }
       this.slots[old.index] = slot;
+      // A reload committed while it started: it serves the old config, so start it again on the new one.
+      if (slot.hash !== this.hash) { log('info', 'replacement worker started on an older config; starting it again', { worker: old.index }); void slot.worker.terminate(); return; }
       log('info', 'worker replaced', { worker: old.index, hash: slot.hash });
     }, (err) => {
       log('error', 'worker could not be replaced; trying again', { worker: old.index, error: (err as Error).message, attempt });
@@ -201,7 +206,7 @@ export class Host {
     const beats = new Int32Array(this.beats);
     const now = Date.now();
     for (const slot of this.slots) {
-      if (!slot?.started) continue;
+      if (!slot?.started || slot.exited) continue;
       const b = Atomics.load(beats, slot.index);
       if (b !== slot.lastBeat) { slot.lastBeat = b; slot.beatSeenAt = now; continue; }
       if (now - slot.beatSeenAt > bound) {
@@ -212,9 +217,12 @@ export class Host {
     }
   }
 
-  /** Sends `m` to every worker and waits for each one's answer (undefined: it went away meanwhile). */
+  /** The workers serving now (not those being replaced). */
+  private live(): Slot[] { return this.slots.filter((s) => !s.exited); }
+
+  /** Sends `m` to every live worker and waits for each one's answer (undefined: it went away meanwhile). */
   private ask(m: ToWorker): Promise<(FromWorker | undefined)[]> {
-    return Promise.all(this.slots.map((slot) => new Promise<FromWorker | undefined>((resolve) => {
+    return Promise.all(this.live().map((slot) => new Promise<FromWorker | undefined>((resolve) => {
       slot.waiter = resolve;
       slot.worker.postMessage(m);
     })));
@@ -222,12 +230,7 @@ export class Host {
 
   /** Reloads the file in every worker or in none; one at a time, calls during one folded into one more. */
   reload(reason = 'manual'): Promise<HostReload> {
-    if (this.inflight) {
-      this.queued ??= this.inflight.then(() => { this.queued = undefined; return this.reload(reason); });
-      return this.queued;
-    }
-    this.inflight = this.doReload(reason).finally(() => { this.inflight = undefined; });
-    return this.inflight;
+    return this.reloads.run(() => this.doReload(reason));
   }
 
   private async doReload(reason: string): Promise<HostReload> {
@@ -242,11 +245,11 @@ export class Host {
     const answers = await this.ask({ type: 'prepare', seq, source });
     const bad = answers.find((a) => a?.type !== 'prepared' || !a.ok);
     if (bad) {
-      for (const slot of this.slots) slot.worker.postMessage({ type: 'abort', seq } satisfies ToWorker);
+      for (const slot of this.live()) slot.worker.postMessage({ type: 'abort', seq } satisfies ToWorker);
       const issues = bad?.type === 'prepared' ? bad.issues : [{ code: 'GW_ERR_CONFIG_READ' as const, file: this.opts.config, line: 0, col: 0, path: '', message: 'a worker went away while compiling the config' }];
       return this.rejected(reason, hash, issues, started);
     }
-    for (const slot of this.slots) slot.worker.postMessage({ type: 'commit', seq } satisfies ToWorker);
+    for (const slot of this.live()) slot.worker.postMessage({ type: 'commit', seq } satisfies ToWorker);
     this.source = source;
     this.hash = hash;
     this.loadedAt = Date.now();
