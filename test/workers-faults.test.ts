@@ -18,7 +18,7 @@ describe('the watchdog', () => {
 
   it('replaces a worker whose event loop stays blocked past the bound', async () => {
     h.host.hook(1, 'block');
-    const st = await eventually(async () => { const s = await h.status(); return s.workers[1].restarts === 1 ? s : undefined; }, 20_000, 100);
+    const st = await eventually(async () => { const s = await h.status(); return s.workers[1].restarts === 1 ? s : undefined; }, 60_000, 100);
     assert.deepEqual([st.worker_restarts, st.workers[0].restarts], [1, 0]);
     assert.deepEqual(await bodies(h.host.port, 30), Array(30).fill('200 alive'));
   });

@@ -49,6 +49,8 @@ export interface WorkerSetup {
   source: ConfigSource;
   /** How many workers the host has: each worker's function pool gets its share of `serverless.threads`. */
   workers: number;
+  /** Called when this worker parses YAML itself (only a file the main thread could not parse: to place its errors). */
+  onParse?: () => void;
 }
 
 /** Config text and its YAML data, parsed once by the main thread (data undefined: YAML errors, the load parses to place them). */
@@ -161,7 +163,7 @@ export class Gateway {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
     const w = this.opts.worker;
-    const parse = w ? async () => (data === undefined ? undefined : { data }) : this.current ? this.parser.parse.bind(this.parser) : undefined;
+    const parse = w ? async () => { if (data !== undefined) return { data }; w.onParse?.(); return undefined; } : this.current ? this.parser.parse.bind(this.parser) : undefined;
     const functions = (s: ServerlessSettings) => this.functions.host(w ? { ...s, threads: Math.max(1, Math.ceil(s.threads / w.workers)) } : s);
     const max = this.maxBytes();
     return loadConfigText(text, this.opts.config, {

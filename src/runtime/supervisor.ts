@@ -22,7 +22,7 @@ import { Folded } from './fold.ts';
 import { ConfigRejected, type ConfigSource, type GatewayOptions } from './gateway.ts';
 import { Metrics } from './metrics.ts';
 import { watchConfig, type Watcher } from './watch.ts';
-import { STAT_CONNECTIONS, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit } from './worker-protocol.ts';
+import { STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
 // worker-main.ts here, worker-main.js in the JavaScript build (dist/).
 const WORKER_FILE = new URL(`./worker-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
@@ -76,7 +76,7 @@ export class Host {
   private hash = '';
   private loadedAt = 0;
   private servingPort = 0;
-  /** YAML parses done by this host (one per distinct file content; workers never parse a valid file). */
+  /** YAML parses done by the main thread (one per distinct file content). */
   parses = 0;
   private restarts = 0;
   private lostConnections = 0;
@@ -292,10 +292,11 @@ export class Host {
       reloads: { success: this.metrics.reloadsOk, failure: this.metrics.reloadsFailed },
       last_reload_ok: this.metrics.lastReloadOk === 1,
       last_failure: this.lastFailure ?? null,
-      parses: this.parses,
+      // The main thread's, and the workers' own (a worker parses only a file the main thread could not).
+      parses: this.parses + this.slots.reduce((n, s) => n + this.rows[s.index * STATS_ROW + STAT_PARSES], 0),
       worker_restarts: this.restarts,
       connections_lost: this.lostConnections,
-      workers: this.slots.map((s) => ({ index: s.index, thread_id: s.worker.threadId, hash: s.hash, requests: this.requestsOf(s.index), restarts: s.restarts })),
+      workers: this.slots.map((s) => ({ index: s.index, thread_id: s.worker.threadId, hash: s.hash, requests: this.requestsOf(s.index), parses: this.rows[s.index * STATS_ROW + STAT_PARSES], restarts: s.restarts })),
     };
   }
 

@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setLogSink } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { ConfigRejected, Gateway } from './gateway.ts';
-import { BEAT_MS, STAT_CONNECTIONS, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
+import { BEAT_MS, STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -24,7 +24,7 @@ let gw: Gateway;
 try {
   gw = await Gateway.start({
     config: init.config, env: init.env, watch: false,
-    worker: { shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers },
+    worker: { shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers, onParse: () => { row[STAT_PARSES]++; } },
   });
 } catch (err) {
   send(err instanceof ConfigRejected ? { type: 'failed', issues: err.issues } : { type: 'failed', issues: [], message: (err as Error).message });

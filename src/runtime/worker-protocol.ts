@@ -5,9 +5,10 @@
 import type { ConfigIssue } from '../errors.ts';
 import type { ConfigSource } from './gateway.ts';
 
-/** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class. */
+/** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class, [6] YAML parses. */
 export const STATS_ROW = 8;
 export const STAT_CONNECTIONS = 0;
+export const STAT_PARSES = 6;
 /** How often a worker's event loop bumps its heartbeat, in ms. */
 export const BEAT_MS = 100;
 
