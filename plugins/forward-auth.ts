@@ -21,8 +21,7 @@
  */
 import type { Dispatcher } from 'undici';
 import schema from '../schemas/forward-auth.json' with { type: 'json' };
-import { definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
-import { compileTemplate } from './forward-auth/vars.ts';
+import { compileTemplate, definePlugin, renderTemplate, type Ctx, type Reply } from '../src/plugin.ts';
 import { callError, poolFor, readCapped } from './http/pools.ts';
 
 interface Conf {
@@ -103,6 +102,16 @@ async function ask(s: State, ctx: Ctx): Promise<Reply | undefined> {
   return { status: res.statusCode, headers: out, body: body ?? '' };
 }
 
+/**
+ * An extra_headers value compiled once: `$var` by the one variable list, an
+ * unknown variable read as '' (APISIX's resolve_var).
+ */
+function extraHeader(value: string): (ctx: Ctx) => string {
+  const t = compileTemplate(value, false, true);
+  if (t.every((p) => typeof p === 'string')) { const fixed = t.join(''); return () => fixed; }
+  return (ctx) => renderTemplate(t, ctx).text;
+}
+
 export default definePlugin<Conf, State>({
   name: 'forward-auth',
   version: '1.0.0',
@@ -121,7 +130,7 @@ export default definePlugin<Conf, State>({
       call: (o) => pool.request(o),
       path: u.pathname + u.search, method: conf.request_method, bodyLimit: conf.max_req_body_size, timeout: conf.timeout,
       reset: !conf.keepalive, request: lower(conf.request_headers),
-      extra: Object.entries(conf.extra_headers ?? {}).map(([k, v]) => [k.toLowerCase(), compileTemplate(v)] as [string, (ctx: Ctx) => string]),
+      extra: Object.entries(conf.extra_headers ?? {}).map(([k, v]) => [k.toLowerCase(), extraHeader(v)] as [string, (ctx: Ctx) => string]),
       upstream: lower(conf.upstream_headers), client: lower(conf.client_headers), degrade: conf.allow_degradation,
       onError: { status: conf.status_on_error },
     };

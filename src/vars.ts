@@ -22,6 +22,24 @@ const NAMED: Record<string, VarReader> = {
   host: (ctx) => str(ctx.request.headers.host)?.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase(),
 };
 
+/**
+ * The connection and the request line as the client sent them: for headers
+ * and log formats; rate-limit keys keep the set above (requestOnly).
+ */
+const CONNECTION: Record<string, VarReader> = {
+  request_uri: (ctx) => ctx.downstream.request_uri,
+  args: (ctx) => queryOf(ctx.downstream.request_uri),
+  scheme: (ctx) => ctx.downstream.scheme,
+  remote_port: (ctx) => String(ctx.downstream.remote_port),
+  server_addr: (ctx) => ctx.downstream.server_addr,
+  server_port: (ctx) => String(ctx.downstream.port),
+};
+
+function queryOf(uri: string): string {
+  const q = uri.indexOf('?');
+  return q < 0 ? '' : uri.slice(q + 1);
+}
+
 /** Known once the response is under way (header_filter on) or done (log): meaningless for a rate-limit key or a redirect. */
 const RESPONSE: Record<string, VarReader> = {
   status: (ctx) => str(ctx.record?.status ?? ctx.response?.status),
@@ -44,17 +62,19 @@ function cookie(header: string | undefined, name: string): string | undefined {
 
 const FAMILIES = 'http_<header>, arg_<name>, cookie_<name>';
 /** The names `variable` knows, for error messages. */
-export const KNOWN_VARIABLES = `${[...Object.keys(NAMED), ...Object.keys(RESPONSE)].join(', ')}, ${FAMILIES}`;
+export const KNOWN_VARIABLES = `${[...Object.keys(NAMED), ...Object.keys(CONNECTION), ...Object.keys(RESPONSE)].join(', ')}, ${FAMILIES}`;
 /** The names `variable(name, true)` knows: what a request has before it is answered. */
 export const KNOWN_REQUEST_VARIABLES = `${Object.keys(NAMED).join(', ')}, ${FAMILIES}`;
 
 /**
  * The reader of one variable (without its `$`), or undefined when Turnpike
  * does not know it; with `requestOnly`, also undefined for the variables of
- * the response (status, upstream_addr, request_time…).
+ * the response (status, upstream_addr, request_time…) and of the connection
+ * (request_uri, scheme, ports…), which rate-limit keys do not take.
  */
 export function variable(name: string, requestOnly = false): VarReader | undefined {
   if (Object.hasOwn(NAMED, name)) return NAMED[name];
+  if (Object.hasOwn(CONNECTION, name)) return requestOnly ? undefined : CONNECTION[name];
   if (Object.hasOwn(RESPONSE, name)) return requestOnly ? undefined : RESPONSE[name];
   let m = /^http_([a-z0-9_]+)$/i.exec(name);
   if (m) {
@@ -74,18 +94,23 @@ export function variable(name: string, requestOnly = false): VarReader | undefin
   return undefined;
 }
 
-const TOKEN = /\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)/g;
+const EMPTY: VarReader = () => undefined;
+// `\$` is not a variable: the text keeps it as written.
+const TOKEN = /(?<!\\)(?:\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+))/g;
 
 /** A text with `$var` / `${var}` parts, compiled: literal strings and readers in order. */
 export type Template = readonly (string | VarReader)[];
 
-/** Compiles a text with `$var` and `${var}`; throws naming the first unknown variable. */
-export function compileTemplate(text: string, requestOnly = false): Template {
+/**
+ * Compiles a text with `$var` and `${var}`; throws naming the first unknown
+ * variable, or with `unknownAsEmpty` (APISIX's resolve_var) reads it as ''.
+ */
+export function compileTemplate(text: string, requestOnly = false, unknownAsEmpty = false): Template {
   const parts: (string | VarReader)[] = [];
   let last = 0;
   for (const m of text.matchAll(TOKEN)) {
     const name = m[1] ?? m[2];
-    const read = variable(name, requestOnly);
+    const read = variable(name, requestOnly) ?? (unknownAsEmpty ? EMPTY : undefined);
     if (!read) throw new Error(`"$${name}" is not a variable Turnpike knows (known: ${requestOnly ? KNOWN_REQUEST_VARIABLES : KNOWN_VARIABLES})`);
     if (m.index > last) parts.push(text.slice(last, m.index));
     parts.push(read);
