@@ -129,17 +129,37 @@ describe('status codes', () => {
   }
 });
 
+/** Raw responses by path; a string is written at once, an array piece by piece (separate TCP segments). */
+const INFORMATIONAL: Record<string, string | string[]> = {
+  '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  '/continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  '/continue-headers': 'HTTP/1.1 100 Continue\r\nX-Odd: 1\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  '/continue-twice': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 100 Go on\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  '/continue-split': ['HTTP/1.1 10', '0 Continue\r\n', '\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'],
+  '/continue-alone': ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'],
+  '/body-looks-like-100': 'HTTP/1.1 200 OK\r\ncontent-length: 25\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n',
+  '/continue-then-close': 'HTTP/1.1 100 Continue\r\n\r\n',
+  '/continue-endless': 'HTTP/1.1 100 Continue\r\nX-Pad: ' + 'a'.repeat(20_000),
+};
+
 describe('upstream informational responses', () => {
   let upstream: net.Server;
   let gw: TestGateway;
+  let connections = 0;
   before(async () => {
-    // Speaks raw HTTP: 1xx before the final response, as misbehaving or modern servers do.
+    // Speaks raw HTTP on kept-alive connections: 1xx before the final response, as misbehaving or modern servers do.
     upstream = net.createServer((s) => {
+      connections++;
+      s.setNoDelay(true);
       s.on('error', () => {});
-      s.once('data', (d) => {
+      s.on('data', async (d) => {
         const path = d.toString().split(' ')[1];
-        const pre = path === '/hints' ? 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n' : 'HTTP/1.1 100 Continue\r\n\r\n';
-        s.end(pre + 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+        const script = INFORMATIONAL[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n';
+        for (const piece of Array.isArray(script) ? script : [script]) {
+          s.write(piece);
+          if (Array.isArray(script)) await new Promise((r) => setTimeout(r, 40));
+        }
+        if (path.startsWith('/continue-then') || path === '/continue-endless') s.end();
       });
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -163,12 +183,33 @@ describe('upstream informational responses', () => {
     assert.deepEqual(hints, ['103 </style.css>; rel=preload']);
   });
 
-  it('an unrequested 100 Continue is logged by its cause', async () => {
+  const cases = [
+    { desc: 'a stray 100 before the response is dropped', path: '/continue', want: { status: 200, body: 'ok' } },
+    { desc: 'a stray 100 with header fields is dropped', path: '/continue-headers', want: { status: 200, body: 'ok' } },
+    { desc: 'two stray 100s (one HTTP/1.0) are dropped', path: '/continue-twice', want: { status: 200, body: 'ok' } },
+    { desc: 'a 100 split across TCP segments is dropped', path: '/continue-split', want: { status: 200, body: 'ok' } },
+    { desc: 'a 100 in its own segment, the response later', path: '/continue-alone', want: { status: 200, body: 'ok' } },
+    { desc: 'a body that reads like a 100 head is left whole', path: '/body-looks-like-100', want: { status: 200, body: 'HTTP/1.1 100 Continue\r\n\r\n' } },
+    { desc: 'a 100 and then nothing: 502, no hang', path: '/continue-then-close', want: { status: 502 } },
+    { desc: 'a 100 head that never ends: 502, no hang', path: '/continue-endless', want: { status: 502 } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const res = await request(gw.port, c.path);
+      assert.equal(res.status, c.want.status);
+      if (c.want.body !== undefined) assert.equal(res.body, c.want.body);
+    });
+  }
+
+  it('keeps the upstream connection after a stray 100, and logs its cause once', async () => {
     const logs = captureLogs();
     try {
-      const res = await request(gw.port, '/continue');
-      assert.equal(res.status, 502);
-      await eventually(() => logs.lines.find((l) => String(l.msg).includes('unrequested 100 Continue')));
+      await request(gw.port, '/hints'); // a kept-alive connection in the pool
+      const before = connections;
+      for (let i = 0; i < 3; i++) assert.equal((await request(gw.port, '/continue')).status, 200);
+      assert.equal(connections, before, 'no new upstream connection: the stray 100 did not close one');
+      const said = logs.lines.filter((l) => String(l.msg) === 'upstream sent an unrequested 100 Continue: dropped');
+      assert.ok(said.length >= 1 && said.length <= 1 + before, `logged once per connection, got ${said.length}`);
     } finally {
       logs.restore();
     }

@@ -3,11 +3,12 @@
  * node), their admission slots and passive health, kept by origin across
  * config snapshots.
  */
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { log } from '../log.ts';
 import type { SharedState, SharedTable } from '../plugin.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { Slots } from './pool-slots.ts';
+import { withStrayContinueFilter } from './stray-continue.ts';
 
 /** What passive checks know of one node; kept by origin, so it survives reloads. */
 /**
@@ -76,7 +77,7 @@ export class UpstreamPools {
         connections: upstream.keepalive.size,
         keepAliveTimeout: upstream.keepalive.idleMs,
         keepAliveMaxTimeout: Math.max(upstream.keepalive.idleMs, 1000),
-        connect: { timeout: upstream.timeout.connect },
+        connect: withStrayContinueFilter(buildConnector({ timeout: upstream.timeout.connect }), node.origin),
         pipelining: 1,
       });
       this.pools.set(node.origin, pool);

@@ -286,8 +286,8 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const { x, node } = this;
     if (x.gone.aborted) return; // the client left: nobody to answer
     const code = (err as { code?: string }).code ?? '';
-    // undici refuses an unrequested 100 Continue by closing the connection: say so.
-    if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') log('warn', 'upstream sent a response undici cannot read (an unrequested 100 Continue, or a response with no request)', { route: x.ctx.route.id, upstream: node.origin });
+    // A response with no request in flight: undici closes the connection; say so.
+    if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') log('warn', 'upstream sent a response with no request in flight', { route: x.ctx.route.id, upstream: node.origin });
     if (!this.headSeen) {
       const connectFailure = CONNECT_ERRORS.has(code);
       if (connectFailure || code === 'UND_ERR_HEADERS_TIMEOUT') x.pools.record(node, x.up, 0);
