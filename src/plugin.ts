@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { BlockList, isIP } from 'node:net';
+import type { Registry } from 'prom-client';
 
 export const PHASES = ['rewrite', 'access', 'before_proxy', 'header_filter', 'body_filter', 'log'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -91,6 +92,8 @@ export interface RequestRecord {
   readonly status: number;
   /** Bytes written to the client for this response, head included. */
   readonly response_size: number;
+  /** Bytes read from the client's connection for this request (head and body; nginx's `$request_length`). */
+  readonly request_size: number;
 }
 
 /** Everything a handler can see and change about one request. */
@@ -101,6 +104,8 @@ export interface Ctx {
   vars: Record<string, unknown>;
   /** `config`: the route as written in gateway.yaml, without its upstream (frozen). */
   readonly route: { readonly id: string; readonly uri: string; readonly config?: Readonly<Record<string, unknown>> };
+  /** The route's uri and host patterns that matched this request, as written (host '' when the route has none). */
+  readonly matched?: { readonly uri: string; readonly host: string };
   /** `config`: the service as written, without its upstream (frozen). */
   readonly service?: { readonly id: string; readonly config?: Readonly<Record<string, unknown>> };
   consumer?: Consumer;
@@ -205,6 +210,12 @@ export interface PluginApi {
    * `group` must be configured alike everywhere it is used).
    */
   readonly load: object;
+  /**
+   * This worker's Prometheus registry (prom-client), the same across reloads:
+   * the admin `/metrics` serves it, summed over the host's workers. Register
+   * a metric once per registry (a WeakMap keyed by it), not once per load.
+   */
+  readonly metrics: Registry;
 }
 
 /** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */

@@ -17,9 +17,17 @@ export interface RouteSpec {
   order: number;
 }
 
-export interface Match { route: RouteEntry; params: Record<string, string | undefined> }
+export interface Match {
+  route: RouteEntry;
+  params: Record<string, string | undefined>;
+  /** The uri and host patterns that matched (one frozen object per pattern pair, made at load). */
+  matched: MatchedPattern;
+}
 
-type Candidates = RouteSpec[];
+/** A route's uri pattern and host pattern ('' for a route without hosts), as written. */
+export interface MatchedPattern { readonly uri: string; readonly host: string }
+
+type Candidates = RouteSpec[] & { matched?: MatchedPattern };
 type Tree = ReturnType<typeof FindMyWay>;
 
 function toFmwPath(uri: string): string {
@@ -34,7 +42,7 @@ const STEP = 250;
  * Builds a tree, yielding every STEP registrations so that an async caller can
  * let requests run (1,000 routes take ~15-25 ms on 2 cores, 10,000 ~150 ms).
  */
-function* buildTree(specs: RouteSpec[]): Generator<void, Tree> {
+function* buildTree(specs: RouteSpec[], host: string): Generator<void, Tree> {
   // One registration per path, not per method: find-my-way compiles code for
   // every registration, and 9 methods × 1,000 routes made a reload cost ~150 ms.
   // Methods and priority choose among the routes that share a path.
@@ -46,7 +54,7 @@ function* buildTree(specs: RouteSpec[]): Generator<void, Tree> {
       const p = toFmwPath(uri);
       let list = byPath.get(p);
       if (!list) {
-        list = [];
+        list = Object.assign([] as RouteSpec[], { matched: Object.freeze({ uri, host }) });
         byPath.set(p, list);
         tree.on('GET', p, () => {}, list);
         if (++n % STEP === 0) yield;
@@ -93,11 +101,11 @@ export class Router {
         list.push(s);
       }
     }
-    for (const [h, list] of exact) this.exact.set(h, yield* buildTree(list));
+    for (const [h, list] of exact) this.exact.set(h, yield* buildTree(list, h));
     const suffixes: [string, Tree][] = [];
-    for (const [h, list] of [...suffix].sort((a, b) => b[0].length - a[0].length)) suffixes.push([h, yield* buildTree(list)]);
+    for (const [h, list] of [...suffix].sort((a, b) => b[0].length - a[0].length)) suffixes.push([h, yield* buildTree(list, '*' + h)]);
     this.suffixes = suffixes;
-    if (any.length) this.any = yield* buildTree(any);
+    if (any.length) this.any = yield* buildTree(any, '');
   }
 
   /** The route for a request, or undefined. `host` is in normal form (normalizeHost: lower case, no port, no trailing dot). */
@@ -126,7 +134,7 @@ function lookup(tree: Tree, method: string, path: string): Match | undefined {
   const list = found.store as Candidates;
   for (let i = 0; i < list.length; i++) {
     const m = list[i].methods;
-    if (m === undefined || m.has(method)) return { route: list[i].route, params: found.params };
+    if (m === undefined || m.has(method)) return { route: list[i].route, params: found.params, matched: list.matched! };
   }
   return undefined;
 }

@@ -9,6 +9,7 @@ import type { Consumer, Credential, FunctionHost, PluginApi, PluginDef, SharedSt
 import { Router, type RouteSpec } from '../router.ts';
 import type { RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { LocalSharedState } from '../shared/local.ts';
+import { Registry } from 'prom-client';
 import { buildChain, canReply, type Instance } from './chain.ts';
 import type { Checked, Place } from './check.ts';
 import type { IssueList } from './issues.ts';
@@ -33,6 +34,8 @@ export interface CompileOptions {
   /** The snapshot in force: unchanged upstreams are taken from it, balancer state and all. */
   previous?: Snapshot;
   shared?: SharedState;
+  /** The gateway's Prometheus registry (plugins reach it as `api.metrics`); a per-load one when absent (validate). */
+  metrics?: Registry;
 }
 
 type Layer = Map<string, Instance> | undefined;
@@ -41,7 +44,7 @@ type Layer = Map<string, Instance> | undefined;
 export async function compileConfig(checked: Checked, file: string, hash: string, issues: IssueList, opts: CompileOptions): Promise<Snapshot | undefined> {
   const { doc } = checked;
   const serverless = serverlessSettings(doc);
-  const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {} };
+  const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {}, metrics: opts.metrics ?? new Registry() };
   const layers = await initPlugins(checked, issues, api);
   if (issues.size) return undefined;
   const upstreamCache = new Map<string, UpstreamEntry>();

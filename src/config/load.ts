@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
 import type { FunctionHost, SharedState } from '../plugin.ts';
+import type { Registry } from 'prom-client';
 import type { ServerlessSettings, Snapshot } from '../snapshot.ts';
 import { checkConfig } from './check.ts';
 import { compileConfig } from './compile.ts';
@@ -36,6 +37,8 @@ export interface LoadOptions {
   previous?: Snapshot;
   /** State shared by the host's workers (plugins reach it as `api.shared`); a per-load local one when absent. */
   shared?: SharedState;
+  /** The gateway's Prometheus registry (plugins reach it as `api.metrics`). */
+  metrics?: Registry;
   /** How long a user plugin module may take to import, in a probe thread (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
   pluginImportTimeoutMs?: number;
   /** Text longer than this (UTF-8 bytes) is refused unparsed; DEFAULT_MAX_CONFIG_BYTES when absent. */
@@ -143,5 +146,5 @@ async function runStages(text: string, file: string, hash: string, issues: Issue
   const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs });
   if (!checked) return undefined;
   await pause();
-  return compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared });
+  return compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics });
 }

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface AdminView {
   ready(): boolean;
   status(): Record<string, unknown>;
-  metrics(): string;
+  metrics(): string | Promise<string>;
 }
 
 /** The admin listener's request handler. */
@@ -19,7 +19,12 @@ export function adminHandler(view: AdminView): (req: IncomingMessage, res: Serve
       case '/healthz': return send(200, 'application/json', '{"status":"ok"}');
       case '/readyz': return view.ready() ? send(200, 'application/json', '{"status":"ready"}') : send(503, 'application/json', '{"status":"not ready"}');
       case '/status': return send(200, 'application/json', JSON.stringify(view.status(), null, 2));
-      case '/metrics': return send(200, 'text/plain; version=0.0.4', view.metrics());
+      case '/metrics': {
+        const text = view.metrics();
+        if (typeof text === 'string') return send(200, 'text/plain; version=0.0.4', text);
+        text.then((t) => send(200, 'text/plain; version=0.0.4', t), (err: Error) => send(500, 'application/json', JSON.stringify({ error: `metrics could not be collected: ${err.message}` })));
+        return;
+      }
       default: return send(404, 'application/json', '{"error":"not found: try /healthz, /readyz, /status, /metrics"}');
     }
   };

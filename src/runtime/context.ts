@@ -96,6 +96,8 @@ export class RequestCtx implements Ctx {
   vars: Record<string, unknown> = {};
   readonly route: RouteEntry;
   readonly service?: RouteEntry['service'];
+  /** Set by the server from the router's match. */
+  matched?: { readonly uri: string; readonly host: string };
   consumer?: Consumer;
   upstreamHost?: string;
   /** The node that answered (access log). */

@@ -10,11 +10,13 @@ import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import { SabSharedState } from '../shared/sab.ts';
-import type { ServerlessSettings, Snapshot } from '../snapshot.ts';
+import type { ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Folded } from './fold.ts';
 import { Metrics } from './metrics.ts';
+import { createRegistry, type RegistrySources } from './metrics-registry.ts';
+import type { Registry } from 'prom-client';
 import { UpstreamPools } from './pools.ts';
 import { createConnectHandler, createRequestHandler } from './server.ts';
 import { createUpgradeHandler } from './websocket.ts';
@@ -49,6 +51,8 @@ export interface WorkerSetup {
   source: ConfigSource;
   /** How many workers the host has: each worker's function pool gets its share of `serverless.threads`. */
   workers: number;
+  /** This worker's index (labels its runtime metrics). */
+  index?: number;
   /** Called when this worker parses YAML itself (only a file the main thread could not parse: to place its errors). */
   onParse?: () => void;
 }
@@ -77,6 +81,8 @@ export class Gateway {
   /** Parses reloaded files off the request thread. */
   private parser = new ParseThread();
   readonly metrics: Metrics;
+  /** Prometheus series (prom-client), plugins' included; the same across reloads. */
+  readonly registry: Registry;
   /** Outlives reloads: rate-limit counters carry over. */
   readonly shared: SabSharedState;
   /** A config compiled by `prepare`, waiting for `commit` (a worker's half of a host-wide reload). */
@@ -118,6 +124,17 @@ export class Gateway {
     });
     this.server.on('connect', createConnectHandler(rt));
     this.server.on('clientError', clientError);
+    this.registry = createRegistry(this.registrySources());
+  }
+
+  private registrySources(): RegistrySources {
+    return {
+      worker: this.opts.worker?.index, server: this.server,
+      requests: () => this.metrics.total(),
+      upstreams: () => healthChecked(this.current),
+      healthy: (n) => !this.pools.ejected(n),
+      functions: () => this.functions.stats(),
+    };
   }
 
   /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
@@ -136,7 +153,7 @@ export class Gateway {
         gw.admin = http.createServer(adminHandler({
           ready: () => gw.server.listening,
           status: () => gw.status(),
-          metrics: () => gw.metrics.render(),
+          metrics: async () => gw.metrics.render() + await gw.registry.metrics(),
         }));
         await listen(gw.admin, snap.admin.port, snap.admin.host);
       }
@@ -167,7 +184,7 @@ export class Gateway {
     const functions = (s: ServerlessSettings) => this.functions.host(w ? { ...s, threads: Math.max(1, Math.ceil(s.threads / w.workers)) } : s);
     const max = this.maxBytes();
     return loadConfigText(text, this.opts.config, {
-      env: this.opts.env, functions, pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared,
+      env: this.opts.env, functions, pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared, metrics: this.registry,
       maxBytes: typeof max === 'number' ? max : undefined, pluginImportTimeoutMs: this.opts.pluginImportTimeoutMs,
     });
   }
@@ -308,6 +325,16 @@ export class Gateway {
     await this.functions.close();
     await this.parser.close();
     flushLogs();
+  }
+}
+
+/** The snapshot's upstreams that have health checks (each once). */
+function* healthChecked(snap: Snapshot | undefined): Generator<UpstreamEntry> {
+  if (!snap) return;
+  const seen = new Set<UpstreamEntry>();
+  for (const r of snap.routes) {
+    const up = r.upstream;
+    if (up?.passive && !seen.has(up)) { seen.add(up); yield up; }
   }
 }
 

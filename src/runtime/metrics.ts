@@ -16,6 +16,13 @@ export class Metrics {
     this.byClass[Math.min(5, Math.max(0, Math.floor(status / 100)))]++;
   }
 
+  /** Responses counted so far, every class. */
+  total(): number {
+    let n = 0;
+    for (let c = 0; c <= 5; c++) n += this.byClass[c];
+    return n;
+  }
+
   /** Prometheus exposition text. */
   render(): string {
     const lines = [

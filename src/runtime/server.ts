@@ -139,6 +139,7 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
   const peerTrusted = snap.trustedProxies(req.socket.remoteAddress ?? '');
   const ip = clientAddress(req, snap.trustedProxies, peerTrusted);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
+  ctx.matched = match.matched;
   const x = new InFlight(rt, ctx, req, res, started, tunnel, peerTrusted ? undefined : clientForwarding(req));
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());
@@ -185,7 +186,11 @@ class InFlight {
     this.method = ctx.request.method;
     this.path = ctx.request.path;
     this.bytesWritten0 = req.socket.bytesWritten;
+    this.bytesRead0 = req.socket.bytesRead;
   }
+
+  /** The connection's bytes read once this request's head was (for a chunked body's size). */
+  readonly bytesRead0: number;
 
   /** The connection's bytes written before this response (keep-alive reuses it). */
   readonly bytesWritten0: number;
@@ -261,7 +266,23 @@ function exchangeRecord(x: InFlight, status: number): RequestRecord {
     upstream: ctx.upstreamOrigin ? ctx.upstreamOrigin.slice(ctx.upstreamOrigin.indexOf('//') + 2) : undefined,
     status,
     response_size: x.req.socket.bytesWritten - x.bytesWritten0,
+    request_size: requestSize(x),
   };
+}
+
+/**
+ * The request's head as received (request line, `name: value` lines) plus its
+ * body: the declared Content-Length, or for a chunked body the bytes read
+ * from the connection after the head arrived.
+ */
+function requestSize(x: InFlight): number {
+  const req = x.req;
+  let n = req.method!.length + (req.url?.length ?? 0) + 12 + 2;
+  const h = req.rawHeaders;
+  for (let i = 0; i < h.length; i += 2) n += h[i].length + h[i + 1].length + 4;
+  if (req.headers['transfer-encoding'] !== undefined) return n + req.socket.bytesRead - x.bytesRead0;
+  const cl = Number(x.contentLength ?? 0);
+  return n + (Number.isFinite(cl) ? cl : 0);
 }
 
 /** Answers a failure of the phases or the proxy: logged with route and plugin, a JSON body for the client. */

@@ -21,6 +21,7 @@ import { adminHandler } from './admin.ts';
 import { Folded } from './fold.ts';
 import { ConfigRejected, type ConfigSource, type GatewayOptions } from './gateway.ts';
 import { Metrics } from './metrics.ts';
+import { HostMetrics } from './metrics-host.ts';
 import { watchConfig, type Watcher } from './watch.ts';
 import { STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
@@ -71,6 +72,8 @@ export class Host {
   private readonly rows: Float64Array;
   private readonly totals = new Float64Array(6);
   readonly metrics = new Metrics(this.totals);
+  /** The workers' prom-client registries, summed for /metrics. */
+  private readonly series = new HostMetrics();
   private slots: Slot[] = [];
   private source!: ConfigSource;
   private hash = '';
@@ -168,6 +171,7 @@ export class Host {
   private onMessage(slot: Slot, m: FromWorker): void {
     if (m.type === 'log') { writeLogLines(m.chunk); return; }
     if (m.type === 'committed') { slot.hash = m.hash; return; }
+    if (m.type === 'metrics') { this.series.answer(m.seq, m.data); return; }
     slot.waiter?.(m);
   }
 
@@ -300,8 +304,10 @@ export class Host {
     };
   }
 
-  /** /metrics for the whole host: the workers' counters summed, plus worker restarts. */
-  renderMetrics(): string {
+  /** /metrics for the whole host: the workers' counters and registries summed, plus worker restarts. */
+  async renderMetrics(): Promise<string> {
+    const live = this.live().filter((s) => s.started);
+    const series = await this.series.render(live.map((s) => s.worker), this.workers);
     this.totals.fill(0);
     for (let i = 0; i < this.workers; i++) for (let c = 1; c <= 5; c++) this.totals[c] += this.rows[i * STATS_ROW + c];
     this.metrics.configHash = this.hash;
@@ -316,7 +322,7 @@ export class Host {
       '# HELP turnpike_worker_connections_lost_total Client connections open on a worker when it died.',
       '# TYPE turnpike_worker_connections_lost_total counter',
       `turnpike_worker_connections_lost_total ${this.lostConnections}`,
-    ].join('\n') + '\n';
+    ].join('\n') + '\n' + series;
   }
 
   /** Drains every worker (each stops accepting and lets requests in flight finish, up to `graceMs`), then stops. */

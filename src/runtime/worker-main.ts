@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setLogSink } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { ConfigRejected, Gateway } from './gateway.ts';
+import { workerMetrics } from './metrics-host.ts';
 import { BEAT_MS, STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
@@ -24,7 +25,7 @@ let gw: Gateway;
 try {
   gw = await Gateway.start({
     config: init.config, env: init.env, watch: false,
-    worker: { shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers, onParse: () => { row[STAT_PARSES]++; } },
+    worker: { index: init.index, shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers, onParse: () => { row[STAT_PARSES]++; } },
   });
 } catch (err) {
   send(err instanceof ConfigRejected ? { type: 'failed', issues: err.issues } : { type: 'failed', issues: [], message: (err as Error).message });
@@ -53,6 +54,9 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'abort':
       gw.abort();
+      return;
+    case 'metrics':
+      void workerMetrics(gw.registry).then((data) => send({ type: 'metrics', seq: m.seq, data }), () => send({ type: 'metrics', seq: m.seq, data: [] }));
       return;
     case 'drain':
       void gw.close(m.graceMs).then(() => send({ type: 'drained' }));

@@ -4,6 +4,10 @@
  */
 import type { ConfigIssue } from '../errors.ts';
 import type { ConfigSource } from './gateway.ts';
+import type { Registry } from 'prom-client';
+
+/** A registry's series as prom-client's getMetricsAsJSON gives them (what AggregatorRegistry sums). */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class, [6] YAML parses. */
 export const STATS_ROW = 8;
@@ -38,7 +42,8 @@ export type ToWorker =
   | { type: 'commit'; seq: number }
   | { type: 'abort'; seq: number }
   | { type: 'drain'; graceMs: number }
-  | { type: 'hook'; hook: Hook };
+  | { type: 'hook'; hook: Hook }
+  | { type: 'metrics'; seq: number };
 
 export type FromWorker =
   | { type: 'started'; port: number; hash: string }
@@ -46,4 +51,5 @@ export type FromWorker =
   | { type: 'prepared'; seq: number; ok: boolean; hash: string; issues: ConfigIssue[] }
   | { type: 'committed'; seq: number; hash: string }
   | { type: 'drained' }
-  | { type: 'log'; chunk: string };
+  | { type: 'log'; chunk: string }
+  | { type: 'metrics'; seq: number; data: MetricsJson };

@@ -169,8 +169,10 @@ class WorkerPool {
   private readonly init: WorkerInit;
 
   readonly settings: ServerlessSettings;
-  constructor(settings: ServerlessSettings) {
+  private readonly stats: PoolStats;
+  constructor(settings: ServerlessSettings, stats: PoolStats) {
     this.settings = settings;
+    this.stats = stats;
     this.capacity = settings.threads * settings.concurrency;
     const allow = settings.allowFsRead.map((p) => path.resolve(p));
     const reads = [SES, ...allow];
@@ -240,7 +242,7 @@ class WorkerPool {
     const i = this.workers.indexOf(w);
     if (i >= 0) {
       if (this.closed) this.workers.splice(i, 1);
-      else { this.workers[i] = this.start(); log('warn', 'function worker replaced', { error: err.message }); }
+      else { this.workers[i] = this.start(); this.stats.replaced++; log('warn', 'function worker replaced', { error: err.message }); }
     }
     if (this.queue.length) this.schedule();
   }
@@ -254,6 +256,9 @@ class WorkerPool {
     this.schedule();
     this.tickSoon(TICK_MS);
   }
+
+  /** Calls waiting for a worker. */
+  get queued(): number { return this.queue.length; }
 
   /** Compiles functions in one worker; a worker that ends meanwhile fails the check. */
   check(fns: WireFn[]): Promise<string[]> {
@@ -502,13 +507,15 @@ function apply(ctx: Ctx, res: WireChanges, phase: string): HandlerResult {
  */
 export class FunctionPools {
   private pools = new Map<string, WorkerPool>();
+  /** Calls, failures by kind and worker replacements since start (the metrics). */
+  private readonly counts: PoolStats = { calls: 0, failures: { timeout: 0, busy: 0, error: 0 }, replaced: 0 };
   private seq = 0;
   private live: string[] | undefined;
 
   private poolFor(settings: ServerlessSettings): WorkerPool {
     const key = settingsKey(settings);
     let p = this.pools.get(key);
-    if (!p) { p = new WorkerPool(settings); this.pools.set(key, p); }
+    if (!p) { p = new WorkerPool(settings, this.counts); this.pools.set(key, p); }
     return p;
   }
 
@@ -546,13 +553,26 @@ export class FunctionPools {
     };
   }
 
+  /** Calls, failures by kind (timeout, busy, error), calls queued now, workers replaced. */
+  stats(): PoolStats & { queued: number } {
+    let queued = 0;
+    for (const p of this.pools.values()) queued += p.queued;
+    return { ...this.counts, failures: { ...this.counts.failures }, queued };
+  }
+
   private call(p: Program, ctx: Ctx): Promise<HandlerResult> {
+    this.counts.calls++;
     return new Promise<HandlerResult>((resolve, reject) => {
-      const job = new Job(++this.seq, p, ctx, performance.now() + p.wire.timeoutMs + GRACE_MS + START_WAIT_MS, resolve, reject);
+      const failed = (err: Error) => {
+        const code = (err as GatewayError).code;
+        this.counts.failures[code === 'GW_ERR_FUNCTION_TIMEOUT' ? 'timeout' : code === 'GW_ERR_FUNCTION_BUSY' ? 'busy' : 'error']++;
+        reject(err);
+      };
+      const job = new Job(++this.seq, p, ctx, performance.now() + p.wire.timeoutMs + GRACE_MS + START_WAIT_MS, resolve, failed);
       try {
         p.pool().submit(job);
       } catch (err) {
-        reject(mapRunError(err));
+        failed(mapRunError(err));
       }
     });
   }
@@ -575,6 +595,9 @@ export class FunctionPools {
     await this.retain([]);
   }
 }
+
+/** What the pools count for the metrics. */
+interface PoolStats { calls: number; failures: { timeout: number; busy: number; error: number }; replaced: number }
 
 /** postMessage refused a value (a function in ctx.vars, say). */
 function isCloneError(err: unknown): boolean {
