@@ -2,6 +2,14 @@
 
 const head = (port: number, admin: number) => `listen: 127.0.0.1:${port}\nadmin:\n  listen: 127.0.0.1:${admin}\n`;
 
+const JWT_SECRET = 'bench-secret-of-at-least-32-bytes-long';
+
+/** A token for the prometheusJwt scenario's consumer (HS256, valid for a day). */
+export async function benchJwt(): Promise<string> {
+  const { SignJWT } = await import('jose');
+  return new SignJWT({ key: 'bench-key' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1d').sign(new TextEncoder().encode(JWT_SECRET));
+}
+
 export const scenarios = {
   plain: (up: number) => `routes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${up}": 1 } } }\n`,
   big: (up: number) => `routes:\n  - { id: r, uri: /big, upstream: { nodes: { "127.0.0.1:${up}": 1 } } }\n`,
@@ -37,6 +45,21 @@ consumers:
       cors: { allow_origins: "https://app.example.com,https://admin.example.com", allow_methods: "GET,POST" }
       limit-count: { count: 1000000000, time_window: 60, key: remote_addr }
       ip-restriction: { whitelist: ["127.0.0.0/8", "10.0.0.0/8"] }
+`,
+  /** One route counted by the prometheus plugin (bench/instructions.ts: SCENARIO=prometheus). */
+  prometheus: (up: number) => `routes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${up}": 1 } }, plugins: { prometheus: {} } }\n`,
+  /** prometheus + jwt-auth: an HS256 consumer, the token (benchJwt) in the Authorization header. */
+  prometheusJwt: (up: number) => `routes:
+  - id: r
+    uri: /bench
+    upstream: { nodes: { "127.0.0.1:${up}": 1 } }
+    plugins:
+      prometheus: {}
+      jwt-auth: {}
+consumers:
+  - username: bench
+    plugins:
+      jwt-auth: { key: bench-key, secret: ${JWT_SECRET}, algorithm: HS256 }
 `,
   /** `count` routes, each with its own path; `probe` answers a mocked body (for reload timing). */
   many: (up: number, count: number, probe = 'p0') => {

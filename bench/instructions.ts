@@ -27,8 +27,8 @@ const ROOT = path.dirname(HERE);
 const WARM = Number(process.env.WARM ?? 20_000);
 const N = Number(process.env.N ?? 10_000);
 const CONC = 20;
-/** Which one-route scenario Turnpike runs (`plain`, or `traffic` for cors + limit-count + ip-restriction). */
-const SCENARIO = (process.env.SCENARIO ?? 'plain') as 'plain' | 'traffic';
+/** Which one-route scenario Turnpike runs (`plain`, `traffic` for cors + limit-count + ip-restriction, `prometheus`). */
+const SCENARIO = (process.env.SCENARIO ?? 'plain') as 'plain' | 'traffic' | 'prometheus';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children = new Set<ChildProcess>();
 
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   ]);
   await rm(dir, { recursive: true, force: true });
   const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
-  process.stdout.write(`bare undici proxy: ${k(bare)} instructions/request\nturnpike, 1 route, no plugins: ${k(turnpike)} instructions/request (${((turnpike / bare - 1) * 100).toFixed(1)}% more)\n`);
+  process.stdout.write(`bare undici proxy: ${k(bare)} instructions/request\nturnpike, 1 route, ${SCENARIO === 'plain' ? 'no plugins' : SCENARIO}: ${k(turnpike)} instructions/request (${((turnpike / bare - 1) * 100).toFixed(1)}% more)\n`);
 }
 
 main().catch((err) => { process.stderr.write(`${err.stack ?? err}\n`); process.exitCode = 1; }).finally(() => { for (const c of children) c.kill('SIGKILL'); });

@@ -17,7 +17,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gatewayYaml, scenarios } from './configs.ts';
+import { benchJwt, gatewayYaml, scenarios } from './configs.ts';
 import { haveWrk, load, type LoadResult } from './load.ts';
 import { findNginx, startNginx } from './nginx.ts';
 import { freePort, spawnHelper } from './procs.ts';
@@ -26,6 +26,7 @@ import { counterCost } from './shared-counter.ts';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
 const TMP = path.join(HERE, '.tmp');
+const PROM_JWT = 'turnpike: prometheus, jwt-auth';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const WARM = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
@@ -171,8 +172,10 @@ async function main(): Promise<void> {
     startTurnpike('big', scenarios.big(up)),
     startTurnpike('traffic', scenarios.traffic(up)),
     startTurnpike('plain2', scenarios.plain(up), 2),
+    startTurnpike('promjwt', scenarios.prometheusJwt(up)),
   ]);
-  const [tPlain, tFn, tChain, tMany, tBig, tTraffic, tPlain2] = gateways;
+  const [tPlain, tFn, tChain, tMany, tBig, tTraffic, tPlain2, tPromJwt] = gateways;
+  const jwt = await benchJwt();
   const plan: { name: string; url: string; pid?: number; headers?: Record<string, string> }[] = [
     { name: 'direct to upstream', url: `http://127.0.0.1:${up}/bench` },
     { name: 'bare undici proxy (dispatch API)', url: `http://127.0.0.1:${bare}/bench` },
@@ -185,6 +188,7 @@ async function main(): Promise<void> {
     { name: 'turnpike: 64 KiB body', url: `http://127.0.0.1:${tBig.port}/big`, pid: tBig.proc.pid },
     { name: 'turnpike: cors, limit-count (local, never reached), ip-restriction', url: `http://127.0.0.1:${tTraffic.port}/bench`, pid: tTraffic.proc.pid, headers: { origin: 'https://app.example.com' } },
     { name: 'turnpike: 1 route, no plugins, 2 workers', url: `http://127.0.0.1:${tPlain2.port}/bench`, pid: tPlain2.proc.pid },
+    { name: PROM_JWT, url: `http://127.0.0.1:${tPromJwt.port}/bench`, pid: tPromJwt.proc.pid, headers: { authorization: `Bearer ${jwt}` } },
   ];
   const runs = new Map<string, Row[]>(plan.map((p) => [p.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
@@ -267,6 +271,7 @@ async function main(): Promise<void> {
     target('4-plugin chain ≥ 0.80 × no plugins', plan[5].name, plan[3].name, 0.8),
     target('10,000 routes ≥ 0.95 × 1 route', plan[6].name, plan[3].name, 0.95),
     target('cors + limit-count + ip-restriction ≥ 0.85 × no plugins', plan[9].name, plan[3].name, 0.85),
+    target('prometheus + jwt-auth ≥ 0.80 × no plugins', PROM_JWT, plan[3].name, 0.8),
     `| CPU time per request, 2 workers within 5% of 1 worker (no contention) | ${fmt(two.cpuUsPerReq, 1)} vs ${fmt(plain.cpuUsPerReq, 1)} µs | ${two.cpuUsPerReq !== undefined && plain.cpuUsPerReq !== undefined && two.cpuUsPerReq <= plain.cpuUsPerReq * 1.05 ? 'yes' : 'no'} |`,
     `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
     `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,

@@ -17,6 +17,7 @@
  */
 import { Agent, request } from 'undici';
 import schema from '../schemas/http-logger.json' with { type: 'json' };
+import { dropCounter } from './logger/dropped.ts';
 import { definePlugin, type Phase, type PluginLogger } from '../src/plugin.ts';
 import { BatchProcessor, type BatchConf } from './logger/batch.ts';
 import { compileLogFormat, logEntry, type LogConf, type LogFormat } from './logger/entry.ts';
@@ -82,7 +83,8 @@ export default definePlugin<Conf, State>({
     const had = processors.get(api.scope);
     if (had?.json === json) return { conf, format, batches: () => had.p };
     had?.p.flush();
-    const p: BatchProcessor = new BatchProcessor(conf, sender(conf), (n, why) => noteDrop(p, n, why));
+    const dropped = dropCounter(api.metrics, 'http-logger');
+    const p: BatchProcessor = new BatchProcessor(conf, sender(conf), (n, why) => { dropped(n); noteDrop(p, n, why); });
     processors.set(api.scope, { json, p });
     return { conf, format, batches: () => p };
   },

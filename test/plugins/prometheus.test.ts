@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
-import { fixture, rawExchange, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { eventually, fixture, rawExchange, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
 import { bodies, startHost } from '../helpers/host.ts';
 
 /** `name{labels}` → value, for the series whose name starts with `prefix`. */
@@ -154,6 +154,25 @@ describe('prometheus: hostile input', () => {
     const text = (await request(g.adminPort, '/metrics')).body;
     assert.ok(!text.includes('evil'), 'the raw Host never becomes a label');
     assert.ok(text.includes('turnpike_http_status{code="200",route="say \\"hi\\"\\nback\\\\slash",matched_uri="/q",'), text.split('\n').filter((l) => l.includes('/q')).join('\n'));
+  });
+});
+
+describe('logger drop counters', () => {
+  let up: Upstream;
+  let g: TestGateway;
+  before(async () => {
+    up = await startUpstream(upstreamHandler);
+    const sink = await refusedPort();
+    g = await startGateway(`routes:
+  - { id: logged, uri: /logged, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { http-logger: { uri: "http://127.0.0.1:${sink}/logs", batch_max_size: 1, max_retry_count: 0 } } }
+`);
+  });
+  after(async () => { await g?.close(); await up?.close(); });
+
+  it('entries a logger gives up on (its sink down) are counted in turnpike_logger_dropped_total', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await request(g.port, '/logged')).status, 200);
+    const m = await eventually(async () => { const s = await scrape(g.adminPort); return s.get('turnpike_logger_dropped_total{plugin="http-logger"}') === 3 ? s : undefined; }, 10_000, 50);
+    assert.equal(m.get('turnpike_logger_dropped_total{plugin="http-logger"}'), 3);
   });
 });
 
