@@ -37,8 +37,10 @@ export function routeMetrics(registry: Registry, prefix = 'turnpike_', buckets: 
 /** The cells of one (route, pattern, node, consumer). */
 class Group {
   readonly request: HistogramCell;
-  readonly upstream: HistogramCell;
+  /** Bound on the first exchange that reached an upstream: a route that never does has no such series. */
+  private up: HistogramCell | undefined;
   readonly turnpike: HistogramCell;
+  private readonly latencyLabels: Record<string, string>;
   readonly ingress: CounterCell;
   readonly egress: CounterCell;
   /** http_status cells by code, bound on a code's first use. */
@@ -46,13 +48,16 @@ class Group {
   readonly statusLabels: Record<string, string>;
   constructor(m: RouteMetrics, base: Record<string, string>, matched: { uri: string; host: string }) {
     const { route, service, consumer, node } = base;
-    const lat = (type: string) => m.latency.cell({ type, route, service, consumer, node });
-    this.request = lat('request');
-    this.upstream = lat('upstream');
-    this.turnpike = lat('turnpike');
+    this.latencyLabels = { route, service, consumer, node };
+    this.request = m.latency.cell({ type: 'request', ...this.latencyLabels });
+    this.turnpike = m.latency.cell({ type: 'turnpike', ...this.latencyLabels });
     this.ingress = m.bandwidth.cell({ type: 'ingress', route, service, consumer, node });
     this.egress = m.bandwidth.cell({ type: 'egress', route, service, consumer, node });
     this.statusLabels = { route, matched_uri: matched.uri, matched_host: matched.host, service, consumer, node };
+  }
+
+  upstream(m: RouteMetrics): HistogramCell {
+    return (this.up ??= m.latency.cell({ type: 'upstream', ...this.latencyLabels }));
   }
 
   statusCell(m: RouteMetrics, code: number): CounterCell {
@@ -98,7 +103,7 @@ export class Binder {
     g.statusCell(m, rec.status).value++;
     m.latency.observe(g.request, rec.latency);
     const up = rec.upstream_latency;
-    if (up !== undefined) m.latency.observe(g.upstream, up);
+    if (up !== undefined) m.latency.observe(g.upstream(m), up);
     m.latency.observe(g.turnpike, up !== undefined && up < rec.latency ? rec.latency - up : up !== undefined ? 0 : rec.latency);
     g.ingress.value += rec.request_size;
     g.egress.value += rec.response_size;

@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { VERSION } from '../version.ts';
 
@@ -30,9 +30,23 @@ export interface RegistrySources {
 /** The function pool's counts, as metrics show them. */
 export interface FunctionStats { calls: number; failures: Record<string, number>; queued: number; replaced: number }
 
-/** Labels Node's runtime metrics with the worker ('main' for the host's main thread, absent for a lone gateway). */
+/** Node's runtime metrics, one set per thread and label (each set runs an event-loop monitor: gateways share it). */
+const runtimeSets = new Map<string, Registry>();
+
+/**
+ * Adds Node's runtime metrics (prom-client's defaults, `turnpike_` prefix) to
+ * `registry`, labelled with the worker ('main' for a host's main thread,
+ * none for a gateway that runs alone).
+ */
 export function runtimeMetrics(registry: Registry, worker?: string): void {
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX, labels: worker === undefined ? {} : { worker } });
+  const key = worker ?? '';
+  let set = runtimeSets.get(key);
+  if (!set) {
+    set = new Registry();
+    collectDefaultMetrics({ register: set, prefix: METRIC_PREFIX, labels: worker === undefined ? {} : { worker } });
+    runtimeSets.set(key, set);
+  }
+  for (const m of set.getMetricsAsArray()) registry.registerMetric(m as unknown as Metric);
 }
 
 /** A gateway's registry, its series read from `src` when scraped. */
