@@ -121,6 +121,8 @@ consumers:
 });
 
 describe('prometheus: hostile input', () => {
+  // As many hosts as a loaded CI machine serves in a few seconds: any number above the 2 series makes the point.
+  const HOSTS = 3000;
   let up: Upstream;
   let g: TestGateway;
   before(async () => {
@@ -134,16 +136,16 @@ describe('prometheus: hostile input', () => {
   });
   after(async () => { await g?.close(); await up?.close(); });
 
-  it('10,000 distinct Host headers add no series: matched_host is the pattern', async () => {
+  it('3,000 distinct Host headers add no series: matched_host is the pattern', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
-    for (let i = 0; i < 10_000; i += 500) {
+    for (let i = 0; i < HOSTS; i += 500) {
       await Promise.all(Array.from({ length: 500 }, (_, j) => request(g.port, (i + j) % 2 ? '/w' : '/a', { headers: { host: `h${i + j}.example.com` }, agent })));
     }
     agent.destroy();
     const m = await scrape(g.adminPort);
     assert.deepEqual(pick(m, 'turnpike_http_status'), {
-      'turnpike_http_status{code="200",route="wild",matched_uri="/w",matched_host="*.example.com",service="",consumer="",node="127.0.0.1"}': 5000,
-      'turnpike_http_status{code="200",route="any",matched_uri="/a",matched_host="",service="",consumer="",node="127.0.0.1"}': 5000,
+      'turnpike_http_status{code="200",route="wild",matched_uri="/w",matched_host="*.example.com",service="",consumer="",node="127.0.0.1"}': HOSTS / 2,
+      'turnpike_http_status{code="200",route="any",matched_uri="/a",matched_host="",service="",consumer="",node="127.0.0.1"}': HOSTS / 2,
     });
     assert.equal([...m.keys()].filter((k) => k.startsWith('turnpike_http_latency_count')).length, 6);
   });
