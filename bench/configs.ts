@@ -61,6 +61,14 @@ consumers:
     plugins:
       jwt-auth: { key: bench-key, secret: ${JWT_SECRET}, algorithm: HS256 }
 `,
+  /** limit-count alone, never reached: `local` counts in the host's shared table, `redis` in one round trip per request. */
+  limitCount: (up: number, redisPort?: number) => `routes:
+  - id: r
+    uri: /bench
+    upstream: { nodes: { "127.0.0.1:${up}": 1 } }
+    plugins:
+      limit-count: { count: 1000000000, time_window: 60, key: remote_addr${redisPort ? `, policy: redis, redis_host: 127.0.0.1, redis_port: ${redisPort}` : ''} }
+`,
   /** `count` routes, each with its own path; `probe` answers a mocked body (for reload timing). */
   many: (up: number, count: number, probe = 'p0') => {
     const lines = ['routes:', `  - { id: probe, uri: /probe, plugins: { mocking: { response_example: "${probe}" } } }`];

@@ -21,6 +21,7 @@ import { benchJwt, gatewayYaml, scenarios } from './configs.ts';
 import { haveWrk, load, type LoadResult } from './load.ts';
 import { findNginx, startNginx } from './nginx.ts';
 import { freePort, spawnHelper } from './procs.ts';
+import { haveRedis, startRedis } from './redis.ts';
 import { counterCost } from './shared-counter.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -33,6 +34,8 @@ const WARM = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SOAK = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const children = new Set<ChildProcess>();
+const LIMIT_LOCAL = 'turnpike: limit-count, policy local (never reached)';
+const LIMIT_REDIS = 'turnpike: limit-count, policy redis (never reached; Redis on loopback)';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Turnpike { proc: ChildProcess; port: number; admin: number; file: string; stop(): Promise<void> }
@@ -146,6 +149,26 @@ async function reloadLatency(t: Turnpike, up: number, writes: number): Promise<n
   return out.sort((a, b) => a - b);
 }
 
+/**
+ * Flat: the lowest RSS of the last third of the soak is at most 5% + 5 MiB above
+ * the lowest of the middle third. RSS moves in steps as V8 grows and shrinks its
+ * heap (a 1-route run here went 214 → 262 → 170 → 209 MiB under the same load);
+ * the lows are where a leak shows, as they climb with it.
+ */
+function soakRow(samples: number[]): string {
+  const third = Math.max(1, Math.floor(samples.length / 3));
+  const middleLow = Math.min(...samples.slice(third, 2 * third));
+  const lastLow = Math.min(...samples.slice(2 * third));
+  const flat = lastLow <= middleLow * 1.05 + 5;
+  return `| RSS flat over a ${SOAK}s run (lowest RSS of the last third vs the middle third) | ${fmt(lastLow)} vs ${fmt(middleLow)} MiB (from ${fmt(samples[0])}, peak ${fmt(Math.max(...samples))}) | ${flat ? 'yes' : 'no'} |`;
+}
+
+/** The redis policy next to the local one: throughput and p99 side by side (no target: a report). */
+function limitRow(local: Row, redis: Row | undefined): string {
+  if (!redis) return '| limit-count redis vs local | not run: redis-server is not installed | – |';
+  return `| limit-count redis vs local: req/s, p99 | ${fmt(redis.rps)} vs ${fmt(local.rps)} req/s (${fmt(redis.rps / local.rps, 2)}), p99 ${fmt(redis.p99, 2)} vs ${fmt(local.p99, 2)} ms | – |`;
+}
+
 const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(d));
 
 async function main(): Promise<void> {
@@ -173,9 +196,13 @@ async function main(): Promise<void> {
     startTurnpike('traffic', scenarios.traffic(up)),
     startTurnpike('plain2', scenarios.plain(up), 2),
     startTurnpike('promjwt', scenarios.prometheusJwt(up)),
+    startTurnpike('limit-local', scenarios.limitCount(up)),
   ]);
-  const [tPlain, tFn, tChain, tMany, tBig, tTraffic, tPlain2, tPromJwt] = gateways;
+  const [tPlain, tFn, tChain, tMany, tBig, tTraffic, tPlain2, tPromJwt, tLimitLocal] = gateways;
   const jwt = await benchJwt();
+  // The redis policy needs a redis-server: without one its row is left out and RESULTS.md says so.
+  const tLimitRedis = haveRedis() ? await startTurnpike('limit-redis', scenarios.limitCount(up, await startRedis(children))) : undefined;
+  if (tLimitRedis) gateways.push(tLimitRedis);
   const plan: { name: string; url: string; pid?: number; headers?: Record<string, string> }[] = [
     { name: 'direct to upstream', url: `http://127.0.0.1:${up}/bench` },
     { name: 'bare undici proxy (dispatch API)', url: `http://127.0.0.1:${bare}/bench` },
@@ -189,6 +216,8 @@ async function main(): Promise<void> {
     { name: 'turnpike: cors, limit-count (local, never reached), ip-restriction', url: `http://127.0.0.1:${tTraffic.port}/bench`, pid: tTraffic.proc.pid, headers: { origin: 'https://app.example.com' } },
     { name: 'turnpike: 1 route, no plugins, 2 workers', url: `http://127.0.0.1:${tPlain2.port}/bench`, pid: tPlain2.proc.pid },
     { name: PROM_JWT, url: `http://127.0.0.1:${tPromJwt.port}/bench`, pid: tPromJwt.proc.pid, headers: { authorization: `Bearer ${jwt}` } },
+    { name: LIMIT_LOCAL, url: `http://127.0.0.1:${tLimitLocal.port}/bench`, pid: tLimitLocal.proc.pid },
+    ...(tLimitRedis ? [{ name: LIMIT_REDIS, url: `http://127.0.0.1:${tLimitRedis.port}/bench`, pid: tLimitRedis.proc.pid }] : []),
   ];
   const runs = new Map<string, Row[]>(plan.map((p) => [p.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
@@ -224,16 +253,19 @@ async function main(): Promise<void> {
     const lat = await reloadLatency(t, up, 50);
     return { steady, during, writes, lat };
   });
-  let soak: { start: number; end: number; row: Row } | undefined;
+  // RSS sampled every second of the soak (see soakRow for what counts as flat).
+  let soak: { samples: number[]; row: Row } | undefined;
   if (SOAK > 0) {
     soak = await withTurnpike('soak', scenarios.plain(up), async (t) => {
       await load(`http://127.0.0.1:${t.port}/bench`, { seconds: 3, connections: CONNS });
-      const start = (await memKb(t.proc.pid!, 'VmRSS')) / 1024;
+      const samples = [(await memKb(t.proc.pid!, 'VmRSS')) / 1024];
+      const timer = setInterval(() => { void memKb(t.proc.pid!, 'VmRSS').then((kb) => samples.push(kb / 1024)); }, 1000);
       const r = await load(`http://127.0.0.1:${t.port}/bench`, { seconds: SOAK, connections: CONNS });
-      const end = (await memKb(t.proc.pid!, 'VmRSS')) / 1024;
-      const row: Row = { name: `turnpike: ${SOAK}s soak, 1 route`, ...r, note: `RSS ${start.toFixed(0)} → ${end.toFixed(0)} MiB` };
+      clearInterval(timer);
+      samples.push((await memKb(t.proc.pid!, 'VmRSS')) / 1024);
+      const row: Row = { name: `turnpike: ${SOAK}s soak, 1 route`, ...r, note: `RSS ${fmt(samples[0])} → ${fmt(samples.at(-1))} MiB, peak ${fmt(Math.max(...samples))}` };
       rows.push(row);
-      return { start, end, row };
+      return { samples, row };
     });
   }
 
@@ -272,13 +304,14 @@ async function main(): Promise<void> {
     target('10,000 routes ≥ 0.95 × 1 route', plan[6].name, plan[3].name, 0.95),
     target('cors + limit-count + ip-restriction ≥ 0.85 × no plugins', plan[9].name, plan[3].name, 0.85),
     target('prometheus + jwt-auth ≥ 0.80 × no plugins', PROM_JWT, plan[3].name, 0.8),
+    limitRow(med.get(LIMIT_LOCAL)!, med.get(LIMIT_REDIS)),
     `| CPU time per request, 2 workers within 5% of 1 worker (no contention) | ${fmt(two.cpuUsPerReq, 1)} vs ${fmt(plain.cpuUsPerReq, 1)} µs | ${two.cpuUsPerReq !== undefined && plain.cpuUsPerReq !== undefined && two.cpuUsPerReq <= plain.cpuUsPerReq * 1.05 ? 'yes' : 'no'} |`,
     `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
     `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,
     `| reloads: zero failed requests (${writes} rewrites of 1,000 routes) | ${during.errors} | ${during.errors === 0 ? 'yes' : 'no'} |`,
     `| reloads: p99 during vs without | ${fmt(during.p99, 2)} vs ${fmt(steady.p99, 2)} ms | – |`,
     `| write → new config serving, median < 250 ms (50 writes, 1,000 routes) | median ${fmt(median, 0)} ms, max ${fmt(lat.at(-1), 0)} ms | ${median < 250 ? 'yes' : 'no'} |`,
-    soak ? `| RSS flat over a ${SOAK}s run | ${fmt(soak.start)} → ${fmt(soak.end)} MiB | ${soak.end <= soak.start * 1.1 + 5 ? 'yes' : 'no'} |` : '| RSS over a long run | skipped (BENCH_SOAK_SECONDS=0) | – |',
+    soak ? soakRow(soak.samples) : '| RSS over a long run | skipped (BENCH_SOAK_SECONDS=0) | – |',
     '',
     '## Workers and shared state',
     '',
