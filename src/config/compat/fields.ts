@@ -35,6 +35,14 @@ export const APISIX_PLUGIN_FIELDS: Readonly<Record<string, readonly string[]>> =
   'opa': ['host', 'ssl_verify', 'policy', 'timeout', 'keepalive', 'keepalive_timeout', 'keepalive_pool', 'with_route', 'with_service', 'with_consumer', 'send_headers_upstream'],
   'file-logger': ['path', 'match', ...LOGGER],
   'http-logger': ['uri', 'auth_header', 'timeout', 'ssl_verify', 'concat_method', ...LOGGER, ...BATCH],
+  'openid-connect': ['client_id', 'client_secret', 'discovery', 'scope', 'ssl_verify', 'timeout', 'introspection_endpoint', 'introspection_endpoint_auth_method',
+    'token_endpoint_auth_method', 'bearer_only', 'session', 'realm', 'claim_validator', 'logout_path', 'redirect_uri', 'post_logout_redirect_uri', 'unauth_action',
+    'public_key', 'use_jwks', 'token_signing_alg_values_expected', 'use_pkce', 'par', 'dpop', 'set_access_token_header', 'access_token_in_authorization_header',
+    'set_id_token_header', 'set_raw_id_token_header', 'set_userinfo_header', 'set_refresh_token_header', 'proxy_opts', 'authorization_params', 'client_rsa_private_key',
+    'client_rsa_private_key_id', 'client_jwt_assertion_expires_in', 'client_jwt_assertion_alg', 'client_jwt_assertion_audience', 'renew_access_token_on_expiry',
+    'access_token_expires_in', 'refresh_session_interval', 'iat_slack', 'accept_none_alg', 'accept_unsupported_alg', 'access_token_expires_leeway', 'force_reauthorize',
+    'use_nonce', 'revoke_tokens_on_logout', 'jwk_expires_in', 'jwt_verification_cache_ignore', 'cache_segment', 'introspection_interval', 'introspection_expiry_claim',
+    'introspection_addon_headers', 'required_scopes', 'claim_schema', 'session_contents'],
 };
 
 /**
@@ -48,4 +56,5 @@ export const APISIX_FIELDS_TO_HONOUR: Readonly<Record<string, readonly string[]>
   'limit-conn': ['rules'],
   'consumer-restriction': ['type', 'allowed_by_methods'],
   'cors': ['allow_origins_by_metadata'],
+  'openid-connect': ['claim_schema'],
 };
