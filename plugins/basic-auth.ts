@@ -19,10 +19,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import schema from '../schemas/basic-auth.json' with { type: 'json' };
 import consumerSchema from '../schemas/basic-auth.consumer.json' with { type: 'json' };
-import { definePlugin, type Reply } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
-interface Conf { hide_credentials: boolean; realm: string }
-interface State { hide: boolean; missing: Reply; invalid: Reply; denied: Reply }
+interface Conf { hide_credentials: boolean; realm: string; anonymous_consumer?: string }
+interface State { hide: boolean; missing: Reply; invalid: Reply; denied: Reply; anonymous?: Consumer }
 interface CredConf { username: string; password: string }
 /** Only a digest of the password stays in the snapshot: equal length for timingSafeEqual, whatever was typed. */
 interface Cred { digest: Buffer }
@@ -42,6 +42,14 @@ function parse(h: string): { user: string; password: Buffer } | undefined {
   return { user: decoded.subarray(0, colon).toString('utf8'), password: decoded.subarray(colon + 1) };
 }
 
+/** No valid credentials: the 401, or on as the anonymous consumer (the header removed when hide_credentials, as APISIX). */
+function refuse(s: State, ctx: Ctx, reply: Reply): Reply | undefined {
+  if (!s.anonymous) return reply;
+  if (s.hide) delete ctx.request.headers.authorization;
+  ctx.consumer = s.anonymous;
+  return undefined;
+}
+
 export default definePlugin<Conf, State>({
   name: 'basic-auth',
   version: '1.0.0',
@@ -50,10 +58,10 @@ export default definePlugin<Conf, State>({
   consumerSchema,
   consumerKey: (c: CredConf) => c.username,
   consumerInit: (c: CredConf): Cred => ({ digest: digest(c.password) }),
-  init: (conf) => {
+  init: (conf, api) => {
     const headers = { 'www-authenticate': `Basic realm="${conf.realm}"` };
     return {
-      hide: conf.hide_credentials,
+      hide: conf.hide_credentials, anonymous: anonymousConsumer(api, conf.anonymous_consumer),
       missing: { status: 401, headers, body: { message: 'Missing authorization in request' } },
       invalid: { status: 401, headers, body: { message: 'Invalid authorization in request' } },
       denied: { status: 401, headers, body: { message: 'Invalid user authorization' } },
@@ -62,14 +70,14 @@ export default definePlugin<Conf, State>({
   phases: {
     rewrite(s, ctx) {
       const h = ctx.request.headers.authorization;
-      if (h === undefined) return s.missing;
+      if (h === undefined) return refuse(s, ctx, s.missing);
       const creds = parse(h);
-      if (!creds) return s.invalid;
+      if (!creds) return refuse(s, ctx, s.invalid);
       const found = ctx.findCredential<Cred>('basic-auth', creds.user);
       const ok = timingSafeEqual(digest(creds.password), found ? found.credential.digest : NOBODY);
       if (!found || !ok) {
         ctx.log.warn('basic-auth: invalid user authorization', { user: found ? creds.user : undefined });
-        return s.denied;
+        return refuse(s, ctx, s.denied);
       }
       if (s.hide) delete ctx.request.headers.authorization;
       ctx.consumer = found.consumer;

@@ -28,13 +28,13 @@ import { createPublicKey } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, importSPKI, jwtVerify, type CryptoKey } from 'jose';
 import schema from '../schemas/jwt-auth.json' with { type: 'json' };
 import consumerSchema from '../schemas/jwt-auth.consumer.json' with { type: 'json' };
-import { definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
 interface Conf {
   header: string; query: string; cookie: string; hide_credentials: boolean; key_claim_name: string;
-  store_in_ctx: boolean; realm: string; claims_to_verify?: ('exp' | 'nbf')[];
+  store_in_ctx: boolean; realm: string; claims_to_verify?: ('exp' | 'nbf')[]; anonymous_consumer?: string;
 }
-interface State { header: string; query: string; cookie: string; cookieRe: RegExp; hide: boolean; claim: string; store: boolean; challenge: Record<string, string>; required?: string[] }
+interface State { header: string; query: string; cookie: string; cookieRe: RegExp; hide: boolean; claim: string; store: boolean; challenge: Record<string, string>; required?: string[]; anonymous?: Consumer }
 interface CredConf { key: string; secret?: string; public_key?: string; algorithm: string; base64_secret: boolean; lifetime_grace_period: number }
 /** A consumer's credentials, compiled at load: the key is imported once, never per request. */
 interface Cred { alg: string; key: CryptoKey; grace: number }
@@ -109,8 +109,8 @@ export default definePlugin<Conf, State>({
   consumerSchema,
   consumerKey: (c: CredConf) => c.key,
   consumerInit: (c: CredConf) => importCredential(c),
-  init: (conf) => ({
-    header: conf.header.toLowerCase(), query: conf.query, cookie: conf.cookie,
+  init: (conf, api) => ({
+    header: conf.header.toLowerCase(), query: conf.query, cookie: conf.cookie, anonymous: anonymousConsumer(api, conf.anonymous_consumer),
     cookieRe: new RegExp(`(?:^|;)\\s*${escapeRe(conf.cookie)}=([^;]*)`),
     hide: conf.hide_credentials, claim: conf.key_claim_name, store: conf.store_in_ctx,
     challenge: { 'www-authenticate': `Bearer realm="${conf.realm}"` },
@@ -118,7 +118,12 @@ export default definePlugin<Conf, State>({
   }),
   phases: {
     rewrite(s, ctx) {
-      const deny = (message: string): Reply => ({ status: 401, headers: s.challenge, body: { message } });
+      // No valid token: 401, or on as the anonymous consumer (fetchToken already removed the token when hide_credentials).
+      const deny = (message: string): Reply | undefined => {
+        if (!s.anonymous) return { status: 401, headers: s.challenge, body: { message } };
+        ctx.consumer = s.anonymous;
+        return undefined;
+      };
       const token = fetchToken(s, ctx);
       if (token === undefined) return deny('Missing JWT token in request');
       let alg: unknown;

@@ -15,10 +15,21 @@
  * ```
  */
 import schema from '../schemas/key-auth.json' with { type: 'json' };
-import { definePlugin } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
-interface Conf { header: string; query: string; hide_credentials: boolean; realm: string }
-interface State { header: string; query: string; hide: boolean; challenge: Record<string, string> }
+interface Conf { header: string; query: string; hide_credentials: boolean; realm: string; anonymous_consumer?: string }
+interface State { header: string; query: string; hide: boolean; challenge: Record<string, string>; anonymous?: Consumer }
+
+/** No valid key: 401, or on as the anonymous consumer (the key, valid or not, removed when hide_credentials, as APISIX). */
+function refuse(s: State, ctx: Ctx, message: string): Reply | undefined {
+  if (!s.anonymous) return { status: 401, headers: s.challenge, body: { message } };
+  if (s.hide) {
+    delete ctx.request.headers[s.header];
+    delete ctx.request.query[s.query];
+  }
+  ctx.consumer = s.anonymous;
+  return undefined;
+}
 
 export default definePlugin<Conf, State>({
   name: 'key-auth',
@@ -32,8 +43,8 @@ export default definePlugin<Conf, State>({
     properties: { key: { type: 'string', minLength: 1, description: "The consumer's API key." } },
   },
   consumerKey: (c: { key: string }) => c.key,
-  init: (conf) => ({
-    header: conf.header.toLowerCase(), query: conf.query, hide: conf.hide_credentials,
+  init: (conf, api) => ({
+    header: conf.header.toLowerCase(), query: conf.query, hide: conf.hide_credentials, anonymous: anonymousConsumer(api, conf.anonymous_consumer),
     // RFC 9110 §15.5.2: a 401 names how to authenticate (Kong's form).
     challenge: { 'www-authenticate': `Key realm="${conf.realm}"` },
   }),
@@ -47,9 +58,9 @@ export default definePlugin<Conf, State>({
         key = Array.isArray(q) ? q[0] : q;
         fromQuery = key !== undefined;
       }
-      if (!key) return { status: 401, headers: s.challenge, body: { message: 'Missing API key in request' } };
+      if (!key) return refuse(s, ctx, 'Missing API key in request');
       const consumer = ctx.findConsumer('key-auth', key);
-      if (!consumer) return { status: 401, headers: s.challenge, body: { message: 'Invalid API key in request' } };
+      if (!consumer) return refuse(s, ctx, 'Invalid API key in request');
       ctx.consumer = consumer;
       if (s.hide) {
         if (fromQuery) delete ctx.request.query[s.query];

@@ -216,6 +216,8 @@ export interface PluginApi {
    * a metric once per registry (a WeakMap keyed by it), not once per load.
    */
   readonly metrics: Registry;
+  /** The consumer `username` of the config being loaded (what auth plugins' anonymous_consumer names), or undefined. */
+  consumer(username: string): Consumer | undefined;
 }
 
 /** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */
@@ -256,6 +258,17 @@ export { VERSION } from './version.ts';
 export { compileTemplate, KNOWN_REQUEST_VARIABLES, KNOWN_VARIABLES, renderTemplate, variable, type Template, type VarReader } from './vars.ts';
 /** Regexes from config: compile them with this (linear time; refused at load when they cannot be). */
 export { compileRegex } from './regex.ts';
+
+/**
+ * For auth plugins' `anonymous_consumer` (APISIX 3.x): the named consumer,
+ * looked up once at load; throws, naming the place, when the file has none.
+ */
+export function anonymousConsumer(api: PluginApi, name: string | undefined): Consumer | undefined {
+  if (name === undefined) return undefined;
+  const c = api.consumer(name);
+  if (!c) throw new Error(`anonymous_consumer "${name}" on ${api.where} is not a consumer in this file`);
+  return c;
+}
 
 /** Typed identity helper: a plugin module's default export. */
 export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {

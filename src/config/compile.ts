@@ -44,7 +44,9 @@ type Layer = Map<string, Instance> | undefined;
 export async function compileConfig(checked: Checked, file: string, hash: string, issues: IssueList, opts: CompileOptions): Promise<Snapshot | undefined> {
   const { doc } = checked;
   const serverless = serverlessSettings(doc);
-  const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {}, metrics: opts.metrics ?? new Registry() };
+  // One frozen Consumer per username, made before plugins init (anonymous_consumer names one).
+  const byName = new Map<string, Consumer>((doc.consumers ?? []).map((c) => [String(c.username), Object.freeze({ username: String(c.username) })]));
+  const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {}, metrics: opts.metrics ?? new Registry(), consumer: (name) => byName.get(name) };
   const layers = await initPlugins(checked, issues, api);
   if (issues.size) return undefined;
   const upstreamCache = new Map<string, UpstreamEntry>();
@@ -128,7 +130,7 @@ async function indexConsumers(checked: Checked, layers: Map<string, Layer>, issu
   const index = new Map<string, Map<string, Credential>>();
   const withPlugins: ConsumerLayer[] = [];
   for (const [i, c] of (checked.doc.consumers ?? []).entries()) {
-    const consumer = Object.freeze({ username: String(c.username) });
+    const consumer = api.consumer(String(c.username))!;
     for (const [name, conf] of Object.entries(c.plugins ?? {})) {
       const def = checked.plugins.get(name) as PluginDef;
       if (!def.consumerKey) continue;

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { captureLogs, fixture, request } from '../helpers/harness.ts';
 import { configErrors, routeWith } from '../helpers/config.ts';
+import { anonymousConsumerTests } from '../helpers/anonymous.ts';
 
 const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
 
@@ -90,3 +91,5 @@ describe('basic-auth config errors', () => {
   ];
   for (const c of cases) it(c.desc, async () => assert.equal(await configErrors(c.conf), c.want));
 });
+
+anonymousConsumerTests({ plugin: 'basic-auth', credential: '{ username: alice, password: alice-pw }', good: async () => ({ authorization: basic('alice:alice-pw') }), bad: { authorization: basic('alice:wrong') }, header: 'authorization' });

@@ -4,6 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 import { fixture, request } from '../helpers/harness.ts';
 import { configErrors, routeWith } from '../helpers/config.ts';
+import { anonymousConsumerTests } from '../helpers/anonymous.ts';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -166,4 +167,10 @@ describe('jwt-auth config errors', () => {
     const got = await configErrors(consumer('{ key: k, secret: "hunter2-not-base64!", base64_secret: true }'));
     assert.ok(got.length > 0 && !got.includes('hunter2'), got);
   });
+});
+
+anonymousConsumerTests({
+  plugin: 'jwt-auth', credential: '{ key: alice, secret: alice-anon-secret }',
+  good: async () => ({ authorization: `Bearer ${await hs({ key: 'alice' }, 'alice-anon-secret')}` }),
+  bad: { authorization: 'Bearer not.a.jwt' }, header: 'authorization',
 });

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixture, request } from '../helpers/harness.ts';
+import { anonymousConsumerTests } from '../helpers/anonymous.ts';
 
 describe('key-auth', () => {
   const f = fixture((port) => {
@@ -44,3 +45,5 @@ consumers:
     });
   }
 });
+
+anonymousConsumerTests({ plugin: 'key-auth', credential: '{ key: alice-key }', good: async () => ({ apikey: 'alice-key' }), bad: { apikey: 'wrong' }, header: 'apikey' });
