@@ -133,7 +133,8 @@ export default definePlugin<Conf, State>({
     return undefined;
   },
   init(conf): State {
-    const timeoutMs = conf.timeout * 1000;
+    // APISIX reads a timeout of 1000 or more, in whole thousands, as already in ms (older configs stored it so).
+    const timeoutMs = conf.timeout >= 1000 && conf.timeout % 1000 === 0 ? conf.timeout : conf.timeout * 1000;
     const algorithms = conf.token_signing_alg_values_expected ? [conf.token_signing_alg_values_expected] : ASYMMETRIC_ALGS;
     const a = conf.claim_validator?.audience;
     const bearer: BearerConf = {

@@ -44,7 +44,7 @@ async function signingKey(): Promise<JWK> {
   return { ...jwk, kid: `k${Math.random().toString(36).slice(2, 10)}`, alg: 'RS256', use: 'sig' };
 }
 
-function makeProvider(issuer: string, key: JWK, redirects: string[], postLogout: string[]): Provider {
+function makeProvider(issuer: string, key: JWK, redirects: string[], postLogout: string[], accessTokenTtl: number): Provider {
   return new Provider(issuer, {
     clients: [{
       client_id: CLIENT_ID, client_secret: GW_SECRET, redirect_uris: redirects.length ? redirects : ['http://127.0.0.1/none'],
@@ -75,12 +75,12 @@ function makeProvider(issuer: string, key: JWK, redirects: string[], postLogout:
     // Refresh tokens for the browser flow without offline_access's consent rules.
     issueRefreshToken: async () => true,
     pkce: { required: () => false },
-    ttl: { AccessToken: 600, ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? 600, IdToken: 600, Interaction: 600, Session: 600, Grant: 600, AuthorizationCode: 60, RefreshToken: 600 },
+    ttl: { AccessToken: accessTokenTtl, ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? 600, IdToken: 600, Interaction: 600, Session: 600, Grant: 600, AuthorizationCode: 60, RefreshToken: 600 },
   });
 }
 
-/** Starts the provider; the discovery document is at `discovery`. */
-export async function startOp(): Promise<TestOp> {
+/** Starts the provider (browser access tokens live `accessTokenTtl` seconds, 600 by default); the discovery document is at `discovery`. */
+export async function startOp(opts: { accessTokenTtl?: number } = {}): Promise<TestOp> {
   let provider: Provider | undefined;
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const hits = new Map<string, number>();
@@ -97,7 +97,7 @@ export async function startOp(): Promise<TestOp> {
   let redirects: string[] = [];
   let postLogout: string[] = [];
   const rebuild = () => {
-    provider = makeProvider(issuer, key, redirects, postLogout);
+    provider = makeProvider(issuer, key, redirects, postLogout, opts.accessTokenTtl ?? 600);
     handler = provider.callback() as unknown as (req: IncomingMessage, res: ServerResponse) => void;
   };
   rebuild();

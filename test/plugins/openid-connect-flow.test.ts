@@ -229,3 +229,48 @@ describe('openid-connect: browser authorization-code flow', () => {
     assert.equal(up.seen.length, before);
   });
 });
+
+describe('openid-connect: an expired session access token', () => {
+  let op: TestOp;
+  let up: Upstream;
+  let gw: TestGateway;
+  let gwBase: string;
+  before(async () => {
+    op = await startOp({ accessTokenTtl: 1 });
+    up = await startUpstream();
+    const base = `discovery: "${op.discovery}", client_id: ${CLIENT_ID}, client_secret: ${GW_SECRET}, session: { secret: ${SECRET} }`;
+    gw = await startGateway('routes:\n'
+      + `  - { id: app, uri: "/app/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base}, redirect_uri: /app/callback } } }\n`
+      + `  - { id: norenew, uri: "/norenew/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base}, redirect_uri: /norenew/callback, renew_access_token_on_expiry: false } } }\n`);
+    gwBase = `http://127.0.0.1:${gw.port}`;
+    await op.setRedirects([`${gwBase}/app/callback`, `${gwBase}/norenew/callback`], []);
+  });
+  after(async () => { await gw?.close(); await up?.close(); await op?.close(); });
+
+  it('is renewed with the refresh token: a new access token upstream and a new session cookie on the response', async () => {
+    const b = new Browser();
+    const trace = await b.walk(`${gwBase}/app/page`, 'erin');
+    const first = JSON.parse(trace.at(-1)!.body).headers['x-access-token'];
+    await new Promise((r) => setTimeout(r, 1100));
+    const tokenCalls = op.hits.get('/token') ?? 0;
+    const res = await b.send(`${gwBase}/app/page`);
+    assert.equal(res.status, 200);
+    const seen = JSON.parse(res.body).headers;
+    assert.notEqual(seen['x-access-token'], first);
+    assert.equal(decode(seen['x-userinfo']).sub, 'erin');
+    assert.match(String(res.headers['set-cookie']), /^session=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
+    assert.equal((op.hits.get('/token') ?? 0) - tokenCalls, 1);
+    const next = await b.send(`${gwBase}/app/page`);
+    assert.equal(JSON.parse(next.body).headers['x-access-token'], seen['x-access-token'], 'the renewed session is used');
+    assert.equal(next.headers['set-cookie'], undefined);
+  });
+
+  it('renew_access_token_on_expiry: false sends the browser to log in again', async () => {
+    const b = new Browser();
+    await b.walk(`${gwBase}/norenew/page`, 'frank');
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await b.send(`${gwBase}/norenew/page`);
+    assert.equal(res.status, 302);
+    assert.ok(res.headers.location!.startsWith(`${op.issuer}/auth?`));
+  });
+});
