@@ -69,7 +69,7 @@ describe('plugin modules', () => {
 
   it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
     const plugins = await builtinPlugins();
-    assert.deepEqual([...plugins.keys()].sort(), ['basic-auth', 'client-control', 'consumer-restriction', 'cors', 'file-logger', 'forward-auth', 'http-logger', 'ip-restriction', 'jwt-auth', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'opa', 'post-function', 'pre-function', 'prometheus', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
+    assert.deepEqual([...plugins.keys()].sort(), ['basic-auth', 'client-control', 'consumer-restriction', 'cors', 'file-logger', 'forward-auth', 'http-logger', 'ip-restriction', 'jwt-auth', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'opa', 'openid-connect', 'post-function', 'pre-function', 'prometheus', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
     for (const [name, p] of plugins) {
       assert.equal(p.schema.$id, name);
       const props = { ...(p.schema.properties ?? {}), ...(p.consumerSchema?.properties ?? {}) } as Record<string, { description?: string }>;

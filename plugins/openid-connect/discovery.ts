@@ -39,7 +39,7 @@ function parseMetadata(url: string, json: Record<string, unknown>): ProviderMeta
   for (const f of URL_FIELDS) {
     const v = json[f];
     if (v === undefined) continue;
-    if (typeof v !== 'string' || !/^https?:\/\//i.test(v)) throw new ProviderUnavailable(`${url}: "${f}" in the discovery document is not an http(s) URL`);
+    if (typeof v !== 'string' || !/^https?:\/\//i.test(v) || !URL.canParse(v)) throw new ProviderUnavailable(`${url}: "${f}" in the discovery document is not an http(s) URL`);
     out[f] = v;
   }
   return out;
