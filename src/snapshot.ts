@@ -30,6 +30,23 @@ export interface UpstreamNode {
   readonly origin: string;
   /** `host:port` as sent with pass_host: node. */
   readonly hostHeader: string;
+  /** scheme https: how its connections are made (its pool is kept under tls.poolKey). */
+  readonly tls?: UpstreamTls;
+}
+
+/** TLS to one https node, compiled at load (src/config/upstream-tls.ts). */
+export interface UpstreamTls {
+  /** Check the certificate's chain and name. */
+  readonly verify: boolean;
+  /** SNI, and the name the certificate is checked against; undefined for an IP node (checked against the IP). */
+  readonly servername?: string;
+  /** PEM CAs instead of the system's. */
+  readonly ca?: string;
+  /** PEM client certificate and key (mutual TLS). */
+  readonly cert?: string;
+  readonly key?: string;
+  /** The origin and a digest of these settings: the key of the node's connection pool. */
+  readonly poolKey: string;
 }
 
 export interface UpstreamEntry {

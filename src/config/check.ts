@@ -11,6 +11,7 @@ import type { GatewayDoc, PluginMap } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import type { PathSeg } from './source.ts';
 import { parseTrustedProxies } from './upstream.ts';
+import { checkUpstreamTls } from './upstream-tls.ts';
 import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
 import { Notes } from './compat/notes.ts';
@@ -51,6 +52,7 @@ export async function checkConfig(data: unknown, file: string, issues: IssueList
   try {
     const plugins = await checkPlugins(doc, file, issues, opts.pluginImportTimeoutMs);
     checkReferences(doc, issues);
+    checkUpstreamTls(doc, file, issues);
     return issues.size ? undefined : { doc, plugins, places: placesOf(doc) };
   } catch (err) {
     // The checks assume a schema-valid shape; on a malformed one the schema errors already say why.

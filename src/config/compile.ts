@@ -68,7 +68,8 @@ export async function compileConfig(checked: Checked, file: string, hash: string
     if (ids) functionIds.push(...ids);
   }
   const origins = new Set<string>();
-  for (const r of routes.entries) for (const n of r.upstream?.nodes ?? []) origins.add(n.origin);
+  // Nodes by origin (admission, health), and their pools (an https node's key adds its TLS settings).
+  for (const r of routes.entries) for (const n of r.upstream?.nodes ?? []) { origins.add(n.origin); if (n.tls) origins.add(n.tls.poolKey); }
   return Object.freeze({
     file: path.resolve(file),
     hash,

@@ -14,7 +14,19 @@ export interface UpstreamDoc {
   pass_host: 'pass' | 'node' | 'rewrite';
   upstream_host?: string;
   keepalive_pool: { size: number; idle_timeout: number };
+  tls?: UpstreamTlsDoc;
   checks?: { passive?: { tcp_failures: number; http_failures: number; http_statuses: number[]; ejection_seconds: number } };
+}
+
+/** `upstream.tls` (ca_file and client_cert_id are resolved into ca and client_cert/client_key at check). */
+export interface UpstreamTlsDoc {
+  verify?: boolean;
+  sni?: string;
+  ca?: string;
+  ca_file?: string;
+  client_cert?: string;
+  client_key?: string;
+  client_cert_id?: string | number;
 }
 
 export interface GatewayDoc {

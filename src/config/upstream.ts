@@ -3,6 +3,7 @@ import { createBalancer } from '../balancer.ts';
 import { compileIpMatcher } from '../plugin.ts';
 import type { Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import type { UpstreamDoc } from './model.ts';
+import { compileNodeTls } from './upstream-tls.ts';
 
 /** `host:port`, `[v6]:port`, or a bare host with the scheme's port. */
 export function splitHostPort(s: string, defaultPort: number): { host: string; port: number } {
@@ -37,7 +38,11 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
     : Object.entries(doc.nodes).map(([hp, weight]) => ({ ...splitHostPort(hp, defaultPort), weight }));
   const nodes: UpstreamNode[] = raw.map((n) => {
     const h = n.host.includes(':') ? `[${n.host}]` : n.host;
-    return Object.freeze({ host: n.host, port: n.port, weight: n.weight, origin: `${doc.scheme}://${h}:${n.port}`, hostHeader: n.port === defaultPort ? h : `${h}:${n.port}` });
+    const origin = `${doc.scheme}://${h}:${n.port}`;
+    return Object.freeze({
+      host: n.host, port: n.port, weight: n.weight, origin, hostHeader: n.port === defaultPort ? h : `${h}:${n.port}`,
+      tls: doc.scheme === 'https' ? compileNodeTls(doc, n.host, origin) : undefined,
+    });
   });
   return Object.freeze({
     id,

@@ -9,6 +9,7 @@ import type { SharedState, SharedTable } from '../plugin.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { Slots } from './pool-slots.ts';
 import { withStrayContinueFilter } from './stray-continue.ts';
+import { tlsConnector } from './upstream-tls.ts';
 
 /** What passive checks know of one node; kept by origin, so it survives reloads. */
 /**
@@ -70,29 +71,32 @@ export class UpstreamPools {
     }
   }
 
+  /** `node`'s pool; an https node's is kept under its origin and TLS settings (tls.poolKey). */
   get(node: UpstreamNode, upstream: UpstreamEntry): Pool {
-    let pool = this.pools.get(node.origin);
+    const key = node.tls?.poolKey ?? node.origin;
+    let pool = this.pools.get(key);
     if (!pool) {
+      const connect = node.tls ? tlsConnector(node.tls, upstream.timeout.connect) : buildConnector({ timeout: upstream.timeout.connect });
       pool = new Pool(node.origin, {
         connections: upstream.keepalive.size,
         keepAliveTimeout: upstream.keepalive.idleMs,
         keepAliveMaxTimeout: Math.max(upstream.keepalive.idleMs, 1000),
-        connect: withStrayContinueFilter(buildConnector({ timeout: upstream.timeout.connect }), node.origin),
+        connect: withStrayContinueFilter(connect, node.origin),
         pipelining: 1,
       });
-      this.pools.set(node.origin, pool);
+      this.pools.set(key, pool);
     }
     return pool;
   }
 
-  /** Keeps pools of `origins`; closes the others once their requests finish. */
-  retain(origins: ReadonlySet<string>): void {
-    for (const [origin, pool] of this.pools) {
-      if (origins.has(origin)) continue;
-      this.pools.delete(origin);
-      this.slotsByOrigin.delete(origin);
+  /** Keeps pools and admission of `keys` (origins, and https nodes' pool keys); closes the others once their requests finish. */
+  retain(keys: ReadonlySet<string>): void {
+    for (const [key, pool] of this.pools) {
+      if (keys.has(key)) continue;
+      this.pools.delete(key);
       pool.close().catch(() => {});
     }
+    for (const origin of this.slotsByOrigin.keys()) if (!keys.has(origin)) this.slotsByOrigin.delete(origin);
   }
 
   /** Number of pools kept (status and tests). */

@@ -11,6 +11,7 @@ import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { bodyTooLarge, type RequestCtx } from './context.ts';
 import type { Slots, Waiter } from './pool-slots.ts';
 import type { UpstreamPools } from './pools.ts';
+import { tlsErrorCode } from './upstream-tls.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those undici refuses to forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'expect', 'host']);
@@ -198,7 +199,8 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const { x, node } = this;
     const up = x.up;
     try {
-      x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read, upgrade: x.upgrade }, this);
+      // servername: one per node, or undici takes it from each request's Host and reconnects when it changes (upstream-tls.ts sets the real SNI).
+      x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read, upgrade: x.upgrade, servername: node.host } as Dispatcher.DispatchOptions, this);
     } catch (err) {
       // dispatch() refuses some requests synchronously (a header value it cannot send, say).
       if (!this.settled) { this.settle(); x.sink.fail(upstreamError(err, node, up), false); }
@@ -288,8 +290,10 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const code = (err as { code?: string }).code ?? '';
     // A response with no request in flight: undici closes the connection; say so.
     if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') log('warn', 'upstream sent a response with no request in flight', { route: x.ctx.route.id, upstream: node.origin });
+    const tlsCode = node.tls && tlsErrorCode(err);
+    if (tlsCode) log('warn', 'upstream TLS failed', { route: x.ctx.route.id, upstream: node.origin, error: tlsCode, message: err.message });
     if (!this.headSeen) {
-      const connectFailure = CONNECT_ERRORS.has(code);
+      const connectFailure = CONNECT_ERRORS.has(code) || tlsCode !== undefined;
       if (connectFailure || code === 'UND_ERR_HEADERS_TIMEOUT') x.pools.record(node, x.up, 0);
       if (connectFailure && x.mayRetry && x.attempt < x.up.retries && x.up.nodes.length > 1) {
         x.attempt++;

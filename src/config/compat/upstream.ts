@@ -14,7 +14,8 @@ export function normalizeUpstream(u: unknown, at: PathSeg[], notes: Notes): void
   if (!isMap(u)) return;
   for (const k of META) delete u[k];
   if (typeof u.scheme === 'string' && ['grpc', 'grpcs', 'tcp', 'udp', 'tls', 'kafka'].includes(u.scheme)) {
-    notes.error([...at, 'scheme'], `scheme "${u.scheme}" is not supported yet: Turnpike proxies HTTP and HTTPS upstreams`);
+    const what = u.scheme.startsWith('grpc') ? 'gRPC proxying' : `scheme "${u.scheme}"`;
+    notes.error([...at, 'scheme'], `${what} is not supported yet: Turnpike proxies HTTP and HTTPS upstreams (scheme http or https)`);
     delete u.scheme; // said once, not again by the schema
   }
   if (u.discovery_type !== undefined || u.service_name !== undefined) {
@@ -36,8 +37,6 @@ export function normalizeUpstream(u: unknown, at: PathSeg[], notes: Notes): void
     notes.warn([...at, 'keepalive_pool', 'requests'], 'keepalive_pool.requests is not implemented: connections are reused until idle_timeout', true);
     delete u.keepalive_pool.requests;
   }
-  if (isMap(u.tls)) tls(u.tls, [...at, 'tls'], notes);
-  if (u.tls !== undefined) delete u.tls;
   if (Array.isArray(u.nodes)) {
     u.nodes.forEach((n, i) => {
       if (!isMap(n)) return;
@@ -49,13 +48,6 @@ export function normalizeUpstream(u: unknown, at: PathSeg[], notes: Notes): void
     });
   }
   if (isMap(u.checks)) checks(u.checks, [...at, 'checks'], notes);
-}
-
-function tls(t: Record<string, unknown>, at: PathSeg[], notes: Notes): void {
-  for (const k of ['client_cert', 'client_key', 'client_cert_id']) {
-    if (t[k] !== undefined) notes.error([...at, k], 'a client certificate to the upstream (mTLS) is not supported yet', true);
-  }
-  if (t.verify !== undefined) notes.warn([...at, 'verify'], 'tls.verify is not configurable: Turnpike always verifies an https upstream\'s certificate', true);
 }
 
 /**
