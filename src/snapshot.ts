@@ -66,6 +66,30 @@ export interface UpstreamEntry {
   readonly keepalive: { readonly size: number; readonly idleMs: number };
   /** Passive health checks, when configured. */
   readonly passive?: PassiveCheck;
+  /** Active health checks (probes), when configured; run by src/health/active.ts. */
+  readonly active?: ActiveCheck;
+}
+
+/** `checks.active`, compiled: times in ms, statuses as sets, headers parsed. */
+export interface ActiveCheck {
+  readonly type: 'http' | 'https' | 'tcp';
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  readonly host?: string;
+  readonly port?: number;
+  readonly method: string;
+  readonly path: string;
+  readonly body: string;
+  readonly verify: boolean;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly healthyIntervalMs: number;
+  readonly healthyStatuses: ReadonlySet<number>;
+  readonly successes: number;
+  readonly unhealthyIntervalMs: number;
+  readonly unhealthyStatuses: ReadonlySet<number>;
+  readonly httpFailures: number;
+  readonly tcpFailures: number;
+  readonly timeouts: number;
 }
 
 export interface PassiveCheck {

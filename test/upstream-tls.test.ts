@@ -143,6 +143,17 @@ routes:
     assert.equal(plain.seen.length, 0);
   });
 
+  it('/status shows each https node\'s TLS settings (never a key)', async () => {
+    const status = JSON.parse((await request(gw.adminPort, '/status')).body) as { upstream_tls: { upstream: string }[] };
+    const of = (id: string) => status.upstream_tls.find((t) => t.upstream === id);
+    assert.deepEqual(of('mtls'), { upstream: 'mtls', node: `https://127.0.0.1:${mtls.port}`, verify: true, sni: null, ca: 'configured', client_cert: true });
+    assert.deepEqual(of('no-verify'), { upstream: 'no-verify', node: `https://127.0.0.1:${self.port}`, verify: false, sni: null, ca: 'system', client_cert: false });
+    assert.deepEqual(of('by-name'), { upstream: 'by-name', node: `https://localhost:${trusted.port}`, verify: true, sni: 'localhost', ca: 'configured', client_cert: false });
+    assert.equal(of('wrong-sni') && (of('wrong-sni') as { sni?: string }).sni, 'wrong.example');
+    assert.equal(status.upstream_tls.length, 12);
+    assert.doesNotMatch(JSON.stringify(status), /PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
   it('wss: a WebSocket upgrade to an https node goes through the same TLS settings', async () => {
     assert.deepEqual(await wsEcho(gw.port, '/trusted'), { status: 101, echo: 'trusted:ping' });
   });

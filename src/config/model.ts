@@ -15,7 +15,23 @@ export interface UpstreamDoc {
   upstream_host?: string;
   keepalive_pool: { size: number; idle_timeout: number };
   tls?: UpstreamTlsDoc;
-  checks?: { passive?: { tcp_failures: number; http_failures: number; http_statuses: number[]; ejection_seconds: number } };
+  checks?: { passive?: { tcp_failures: number; http_failures: number; http_statuses: number[]; ejection_seconds: number }; active?: ActiveCheckDoc };
+}
+
+/** `checks.active` (APISIX's fields and defaults). */
+export interface ActiveCheckDoc {
+  type: 'http' | 'https' | 'tcp';
+  timeout: number;
+  concurrency: number;
+  host?: string;
+  port?: number;
+  http_method: string;
+  http_path: string;
+  http_req_body: string;
+  https_verify_certificate: boolean;
+  req_headers?: string[];
+  healthy: { interval: number; http_statuses: number[]; successes: number };
+  unhealthy: { interval: number; http_statuses: number[]; http_failures: number; tcp_failures: number; timeouts: number };
 }
 
 /** `upstream.tls` (ca_file and client_cert_id are resolved into ca and client_cert/client_key at check). */

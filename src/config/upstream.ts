@@ -1,8 +1,8 @@
 /** Turns an upstream as written into the entry the proxy reads. */
 import { createBalancer } from '../balancer.ts';
 import { compileIpMatcher } from '../plugin.ts';
-import type { Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
-import type { UpstreamDoc } from './model.ts';
+import type { ActiveCheck, Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
+import type { ActiveCheckDoc, UpstreamDoc } from './model.ts';
 import { compileNodeTls } from './upstream-tls.ts';
 
 /** `host:port`, `[v6]:port`, or a bare host with the scheme's port. */
@@ -63,6 +63,22 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
       httpStatuses: new Set(doc.checks.passive.http_statuses),
       ejectionMs: doc.checks.passive.ejection_seconds * 1000,
     }),
+    active: doc.checks?.active && compileActive(doc.checks.active),
+  });
+}
+
+function compileActive(a: ActiveCheckDoc): ActiveCheck {
+  const headers: Record<string, string> = {};
+  for (const h of a.req_headers ?? []) {
+    const i = h.indexOf(':');
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return Object.freeze({
+    type: a.type, timeoutMs: a.timeout * 1000, concurrency: a.concurrency, host: a.host, port: a.port,
+    method: a.http_method, path: a.http_path, body: a.http_req_body, verify: a.https_verify_certificate, headers: Object.freeze(headers),
+    healthyIntervalMs: a.healthy.interval * 1000, healthyStatuses: new Set(a.healthy.http_statuses), successes: a.healthy.successes,
+    unhealthyIntervalMs: a.unhealthy.interval * 1000, unhealthyStatuses: new Set(a.unhealthy.http_statuses),
+    httpFailures: a.unhealthy.http_failures, tcpFailures: a.unhealthy.tcp_failures, timeouts: a.unhealthy.timeouts,
   });
 }
 

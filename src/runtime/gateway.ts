@@ -8,6 +8,8 @@ import { formatIssue, type ConfigIssue } from '../errors.ts';
 import { hashText, loadConfigText, maxConfigBytes, readConfigText, yieldToEventLoop, type LoadResult } from '../config/load.ts';
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
+import { ActiveProbes } from '../health/active.ts';
+import { checkedNodes, describeHealth, describeTls, healthTable } from '../health/state.ts';
 import { FunctionPools } from '../serverless/pool.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import type { ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
@@ -77,6 +79,8 @@ export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: tr
 /** A running gateway; `Gateway.start` loads the config and listens, `close` drains and stops. */
 export class Gateway {
   readonly pools: UpstreamPools;
+  /** Active health probes: the gateway alone runs them; of a host's workers, the first (index 0), so each node is probed once per host. */
+  readonly probes?: ActiveProbes;
   readonly functions = new FunctionPools();
   /** Parses reloaded files off the request thread. */
   private parser = new ParseThread();
@@ -105,6 +109,7 @@ export class Gateway {
     this.shared = opts.worker?.shared ?? new SabSharedState();
     this.metrics = new Metrics(opts.worker?.counters);
     this.pools = new UpstreamPools(this.shared);
+    if (!opts.worker || opts.worker.index === 0) this.probes = new ActiveProbes(this.shared);
     const rt = {
       snapshot: () => this.current,
       pools: this.pools,
@@ -239,6 +244,7 @@ export class Gateway {
     this.metrics.configHash = snap.hash;
     this.metrics.loadedAt = this.loadedAt;
     this.pools.retain(snap.origins);
+    this.probes?.sync(snap);
     this.server.headersTimeout = snap.limits.headerTimeoutMs;
     this.server.keepAliveTimeout = snap.limits.keepAliveMs;
     this.functions.publish(snap.functionIds);
@@ -304,12 +310,20 @@ export class Gateway {
       last_reload_ok: this.metrics.lastReloadOk === 1,
       last_failure: this.lastFailure ?? null,
       upstream_connections: this.pools.usage(),
+      ...this.upstreamStatus(),
     };
+  }
+
+  /** Each checked node's health and why, and each https node's TLS settings. */
+  private upstreamStatus(): Record<string, unknown> {
+    const nodes = checkedNodes(this.current);
+    return { upstream_health: describeHealth(healthTable(this.shared), nodes), upstream_tls: describeTls(nodes) };
   }
 
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes everything. */
   async close(graceMs = 10_000): Promise<void> {
     await this.watcher?.close();
+    this.probes?.stop();
     const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => {
@@ -334,7 +348,7 @@ function* healthChecked(snap: Snapshot | undefined): Generator<UpstreamEntry> {
   const seen = new Set<UpstreamEntry>();
   for (const r of snap.routes) {
     const up = r.upstream;
-    if (up?.passive && !seen.has(up)) { seen.add(up); yield up; }
+    if ((up?.passive || up?.active) && !seen.has(up)) { seen.add(up); yield up; }
   }
 }
 

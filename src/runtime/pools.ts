@@ -5,29 +5,20 @@
  */
 import { buildConnector, Pool } from 'undici';
 import { log } from '../log.ts';
+import { HEALTH_TTL_MS, healthTable, isOut, P_HTTP as HTTP, P_TCP as TCP, P_UNTIL as UNTIL } from '../health/state.ts';
 import type { SharedState, SharedTable } from '../plugin.ts';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import { Slots } from './pool-slots.ts';
 import { withStrayContinueFilter } from './stray-continue.ts';
 import { tlsConnector } from './upstream-tls.ts';
 
-/** What passive checks know of one node; kept by origin, so it survives reloads. */
-/**
- * What passive checks know of one node, by origin, in a table every worker
- * shares (a node one worker ejects is ejected for all): cells [expiry,
- * tcp failures, http failures, ejected until]. An entry expires HEALTH_TTL_MS
- * after its last record, so origins that left the config do not fill it.
- */
-const HEALTH_TABLE = 'turnpike:upstream-health';
-const TCP = 1, HTTP = 2, UNTIL = 3;
-const HEALTH_TTL_MS = 10 * 60_000;
-
 /** The pools to upstream nodes (this worker's), and their health (the host's), shared across config snapshots by origin. */
 export class UpstreamPools {
   private pools = new Map<string, Pool>();
   private health: SharedTable;
   constructor(shared: SharedState) {
-    this.health = shared.table(HEALTH_TABLE, { slots: 4, capacity: 10_000 });
+    // Passive health, and active probes' results, by origin: shared by every worker (src/health/state.ts).
+    this.health = healthTable(shared);
   }
   private slotsByOrigin = new Map<string, Slots>();
 
@@ -45,10 +36,9 @@ export class UpstreamPools {
     return out;
   }
 
-  /** True while passive checks keep `node` out of rotation. */
+  /** True while passive checks or active probes keep `node` out of rotation. */
   ejected(node: UpstreamNode): boolean {
-    const h = this.health.read(node.origin);
-    return h !== undefined && h[UNTIL] > Date.now();
+    return isOut(this.health.read(node.origin), Date.now());
   }
 
   /** Records the outcome of a request to `node`: a status, or a connection failure/timeout (0). */

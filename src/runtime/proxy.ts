@@ -147,7 +147,7 @@ class Exchange {
   start(): void {
     const { up, pools, ctx, headers } = this;
     let node = up.balancer.pick(this.key, this.tried);
-    if (node && up.passive && pools.ejected(node)) node = pickHealthy(pools, up, this.key, this.tried, node);
+    if (node && (up.passive || up.active) && pools.ejected(node)) node = pickHealthy(pools, up, this.key, this.tried, node);
     if (!node) {
       this.sink.fail(new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE', `no upstream node is available for route "${ctx.route.id}"`), false);
       return;

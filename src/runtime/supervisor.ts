@@ -14,6 +14,7 @@ import { formatIssue, type ConfigIssue } from '../errors.ts';
 import { hashText, readConfigText } from '../config/load.ts';
 import { readYaml } from '../config/yaml-read.js';
 import { parseListen } from '../config/upstream.ts';
+import { describeHealth, describeTls, healthTable, type HealthNode } from '../health/state.ts';
 import { flushLogs, log, writeLogLines } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { VERSION } from '../version.ts';
@@ -90,6 +91,8 @@ export class Host {
   private reloads = new Folded<HostReload>();
   private seq = 0;
   private closing = false;
+  /** The checked upstream nodes of the config in force, as the probing worker reports them. */
+  private healthNodes: HealthNode[] = [];
 
   private constructor(opts: HostOptions, workers: number) {
     this.opts = opts;
@@ -172,6 +175,7 @@ export class Host {
     if (m.type === 'log') { writeLogLines(m.chunk); return; }
     if (m.type === 'committed') { slot.hash = m.hash; return; }
     if (m.type === 'metrics') { this.series.answer(m.seq, m.data); return; }
+    if (m.type === 'health-nodes') { this.healthNodes = m.nodes; return; }
     slot.waiter?.(m);
   }
 
@@ -300,6 +304,8 @@ export class Host {
       parses: this.parses + this.slots.reduce((n, s) => n + this.rows[s.index * STATS_ROW + STAT_PARSES], 0),
       worker_restarts: this.restarts,
       connections_lost: this.lostConnections,
+      upstream_health: describeHealth(healthTable(this.shared), this.healthNodes),
+      upstream_tls: describeTls(this.healthNodes),
       workers: this.slots.map((s) => ({ index: s.index, thread_id: s.worker.threadId, hash: s.hash, requests: this.requestsOf(s.index), parses: this.rows[s.index * STATS_ROW + STAT_PARSES], restarts: s.restarts })),
     };
   }

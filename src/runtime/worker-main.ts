@@ -5,6 +5,7 @@
  * thread's watchdog reads.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { checkedNodes } from '../health/state.ts';
 import { setLogSink } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { ConfigRejected, Gateway } from './gateway.ts';
@@ -37,6 +38,9 @@ gw.server.on('connection', (socket) => {
   socket.once('close', () => { row[STAT_CONNECTIONS]--; });
 });
 send({ type: 'started', port: gw.port, hash: gw.snapshot().hash });
+// The first worker runs the host's active probes and tells the main thread which nodes /status explains.
+const healthNodes = () => { if (init.index === 0) send({ type: 'health-nodes', nodes: checkedNodes(gw.snapshot()) }); };
+healthNodes();
 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
@@ -51,6 +55,7 @@ port.on('message', (m: ToWorker) => {
     case 'commit':
       gw.commit();
       send({ type: 'committed', seq: m.seq, hash: gw.snapshot().hash });
+      healthNodes();
       return;
     case 'abort':
       gw.abort();

@@ -3,6 +3,7 @@
  * the stats buffer they share: one definition both sides import.
  */
 import type { ConfigIssue } from '../errors.ts';
+import type { HealthNode } from '../health/state.ts';
 import type { ConfigSource } from './gateway.ts';
 import type { Registry } from 'prom-client';
 
@@ -51,5 +52,7 @@ export type FromWorker =
   | { type: 'prepared'; seq: number; ok: boolean; hash: string; issues: ConfigIssue[] }
   | { type: 'committed'; seq: number; hash: string }
   | { type: 'drained' }
+  /** From the worker that probes: the checked nodes of the config in force (for the host's /status). */
+  | { type: 'health-nodes'; nodes: HealthNode[] }
   | { type: 'log'; chunk: string }
   | { type: 'metrics'; seq: number; data: MetricsJson };

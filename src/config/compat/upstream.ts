@@ -52,14 +52,10 @@ export function normalizeUpstream(u: unknown, at: PathSeg[], notes: Notes): void
 
 /**
  * APISIX writes passive checks as `passive: {healthy, unhealthy}`; Turnpike's
- * are flat (what ejects a node, and for how long). Active checks are not
- * implemented: dropped with a warning that names them.
+ * are flat (what ejects a node, and for how long). Active checks keep
+ * APISIX's form.
  */
 function checks(c: Record<string, unknown>, at: PathSeg[], notes: Notes): void {
-  if (c.active !== undefined) {
-    notes.warn([...at, 'active'], 'checks.active (active health probes) is not implemented yet: ignored; passive checks still eject failing nodes', true);
-    delete c.active;
-  }
   const p = c.passive;
   if (!isMap(p) || (p.healthy === undefined && p.unhealthy === undefined && p.type === undefined)) return;
   const flat: Record<string, unknown> = {};
