@@ -37,7 +37,11 @@ async function health(adminPort: number): Promise<Health[]> {
 
 /** Polls /status until `origin`'s healthy flag is `want` (generous cap: the suite runs on a loaded machine). */
 async function until(adminPort: number, origin: string, want: boolean): Promise<Health> {
-  return eventually(async () => (await health(adminPort)).find((h) => h.node === origin && h.healthy === want), 20_000, 50);
+  try {
+    return await eventually(async () => (await health(adminPort)).find((h) => h.node === origin && h.healthy === want), 20_000, 50);
+  } catch (err) {
+    throw new Error(`${origin} not ${want ? 'healthy' : 'unhealthy'} in time: ${JSON.stringify((await health(adminPort)).find((h) => h.node === origin))}`, { cause: err });
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,6 +66,7 @@ upstreams:
     checks:
       active:
         http_path: /health
+        timeout: 5  # generous: a probe slowed by a loaded machine must not count as a timeout
         req_headers: ["X-Probe: turnpike"]
         healthy: { interval: 0.1 }
         unhealthy: { interval: 60, http_failures: 3 }
@@ -71,6 +76,7 @@ upstreams:
     checks:
       active:
         http_path: /health
+        timeout: 5
         healthy: { interval: 60, successes: 2 }
         unhealthy: { interval: 0.1, http_failures: 1 }
   - id: tcp
@@ -259,7 +265,7 @@ routes:
     uri: /r
     upstream:
       nodes: { "127.0.0.1:${a.port}": 1, "127.0.0.1:${b.port}": 1 }
-      checks: { active: { http_path: /health, healthy: { interval: 0.1 }, unhealthy: { interval: 60, http_failures: 3 } } }
+      checks: { active: { http_path: /health, timeout: 5, healthy: { interval: 0.1 }, unhealthy: { interval: 60, http_failures: 3 } } }
 `);
     host = await Host.start({ config: file, env: {}, watch: false, workers: 2 });
   });
