@@ -30,7 +30,9 @@
  *   decoded CR LF from `$http_x` or a regex capture, are percent-encoded
  *   instead of failing the response or splitting the header.
  * - `regex_uri` is compiled once at load and a broken one is refused there.
- * With no TLS listener yet, `http_to_https` redirects to the default port 443.
+ * `http_to_https` sends the client to the gateway's first TLS listener's port
+ * (APISIX: plugin_attr.redirect.https_port), left out when it is 443 or the
+ * gateway has no TLS listener.
  */
 import schema from '../schemas/redirect.json' with { type: 'json' };
 import { compileRegex, definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
@@ -48,6 +50,7 @@ interface State {
 }
 
 const TO_HTTPS = compileTemplate('https://$host$request_uri');
+const TO_HTTPS_PORT = compileTemplate('$request_uri');
 
 /** `$0`..`$9` and `${N}` of a regex_uri replacement. */
 function substitute(m: RegExpExecArray, replacement: string): string {
@@ -107,7 +110,9 @@ export default definePlugin<Conf, State>({
       if (s.toHttps) {
         if (req.scheme === 'https') return undefined;
         const code = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
-        return { status: code, headers: { location: location(s, ctx, render(TO_HTTPS, ctx)) } };
+        const port = ctx.downstream.https_port;
+        const target = port === undefined || port === 443 ? render(TO_HTTPS, ctx) : `https://${ctx.downstream.host}:${port}${render(TO_HTTPS_PORT, ctx)}`;
+        return { status: code, headers: { location: location(s, ctx, target) } };
       }
       let target: string;
       if (s.uri) target = render(s.uri, ctx);

@@ -10,6 +10,8 @@ export const ERRORS = {
   GW_ERR_CONFIG_SCHEMA: 500,
   GW_ERR_CONFIG_REF: 500,
   GW_ERR_CONFIG_PLUGIN: 500,
+  /** A certificate, key or TLS setting that cannot be served (unparsable, key not matching, expired, no certificate for a TLS listener). */
+  GW_ERR_CONFIG_TLS: 500,
   /** A config asks for something Turnpike does not do yet (an APISIX feature, Lua); also the code of config warnings. */
   GW_ERR_CONFIG_UNSUPPORTED: 500,
   GW_ERR_PLUGIN_MODULE: 500,

@@ -70,6 +70,8 @@ export interface Downstream {
   readonly server_addr: string;
   readonly remote_addr: string;
   readonly remote_port: number;
+  /** The port of the gateway's first TLS listener, when it has one (redirect's http_to_https). */
+  readonly https_port?: number;
 }
 
 export interface PluginLogger {

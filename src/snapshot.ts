@@ -5,6 +5,8 @@
 import type { Credential, Handler, Phase } from './plugin.ts';
 import type { Balancer } from './balancer.ts';
 import type { Router } from './router.ts';
+import type { SecureVersion } from 'node:tls';
+import type { SniTable } from './tls/sni.ts';
 
 export interface Step {
   readonly name: string;
@@ -131,6 +133,17 @@ export interface ServerlessSettings {
 
 export interface Listen { readonly host: string; readonly port: number }
 
+/** One proxy listener (`listen` or an item of its list). */
+export interface ListenerSpec extends Listen {
+  readonly tls: boolean;
+  /** HTTP/2 through ALPN beside HTTP/1.1 (TLS listeners only). */
+  readonly http2: boolean;
+  readonly minVersion: SecureVersion;
+  readonly maxVersion: SecureVersion;
+  /** OpenSSL cipher list (TLSv1.2). */
+  readonly ciphers: string;
+}
+
 /** Bounds on what one client may make the gateway wait for or hold (top of gateway.yaml). */
 export interface EdgeLimits {
   readonly headerTimeoutMs: number;
@@ -142,8 +155,15 @@ export interface EdgeLimits {
 export interface Snapshot {
   readonly file: string;
   readonly hash: string;
+  /** The first listener (what `listen` said when it was one address). */
   readonly listen: Listen;
-  readonly admin: Listen | null;
+  /** Every proxy listener; each worker serves them all. */
+  readonly listeners: readonly ListenerSpec[];
+  readonly admin: (Listen & { readonly tls: boolean }) | null;
+  /** Certificates by SNI (`ssls`), SecureContexts made at load. */
+  readonly ssls: SniTable;
+  /** Certificate and key files this config read (absolute): watched like the config file. */
+  readonly sslFiles: readonly string[];
   readonly trustedProxies: (ip: string) => boolean;
   readonly limits: EdgeLimits;
   readonly serverless: ServerlessSettings;

@@ -130,10 +130,9 @@ describe('what Turnpike ignores is accepted with one warning each, at its line',
         'apisix.yaml:4:21: routes[0].plugins.request-id._meta: warning: plugin request-id: _meta (priority) is not implemented: ignored',
         'apisix.yaml:5:7: routes[0].plugins.mocking: warning: plugin mocking is disabled (disable: true): not run',
       ] },
-    { desc: 'resources Turnpike does not have yet', conf: `ssls: []\nstream_routes: []\nroutes:\n  - uri: /a\n${UP}`,
+    { desc: 'resources Turnpike does not have yet', conf: `stream_routes: []\nroutes:\n  - uri: /a\n${UP}`,
       want: [
-        'apisix.yaml:1:1: ssls: warning: TLS certificates (ssls) are not supported yet: terminate TLS in front of Turnpike; ignored',
-        'apisix.yaml:2:1: stream_routes: warning: stream_routes (TCP/UDP proxying) are not supported yet; ignored',
+        'apisix.yaml:1:1: stream_routes: warning: stream_routes (TCP/UDP proxying) are not supported yet; ignored',
       ] },
   ];
   for (const c of cases) {

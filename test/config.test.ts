@@ -118,7 +118,7 @@ describe('valid configs', () => {
     assert.deepEqual(r1.upstream?.timeout, { connect: 6000, send: 6000, read: 6000 });
     assert.equal(r1.upstream?.retries, 1);
     assert.equal(res.snapshot.listen.port, 9080);
-    assert.deepEqual(res.snapshot.admin, { host: '127.0.0.1', port: 9180 });
+    assert.deepEqual(res.snapshot.admin, { host: '127.0.0.1', port: 9180, tls: false });
   });
 
   it('gives the function pool half the cores (at least one) unless serverless.threads says otherwise', async () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { Consumer, Credential, FunctionHost, PluginApi, PluginDef, SharedState } from '../plugin.ts';
 import { Router, type RouteSpec } from '../router.ts';
-import type { RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
+import type { Listen, RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
 import { LocalSharedState } from '../shared/local.ts';
 import { Registry } from 'prom-client';
 import { buildChain, canReply, type Instance } from './chain.ts';
@@ -15,6 +15,8 @@ import type { Checked, Place } from './check.ts';
 import type { IssueList } from './issues.ts';
 import type { GatewayDoc, UpstreamDoc } from './model.ts';
 import { compileUpstreamCached, parseListen, parseTrustedProxies } from './upstream.ts';
+import type { FileSet } from './ssl-files.ts';
+import { checkTlsUse, compileListeners, compileSsls } from './ssls.ts';
 
 /**
  * Half the cores, at least one: the main thread and the kernel's network work
@@ -36,6 +38,9 @@ export interface CompileOptions {
   shared?: SharedState;
   /** The gateway's Prometheus registry (plugins reach it as `api.metrics`); a per-load one when absent (validate). */
   metrics?: Registry;
+  /** The certificate files' contents, and their paths (ssl-files.ts). */
+  files?: FileSet;
+  sslFiles?: readonly string[];
 }
 
 type Layer = Map<string, Instance> | undefined;
@@ -53,6 +58,12 @@ export async function compileConfig(checked: Checked, file: string, hash: string
   const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);
   const consumers = await indexConsumers(checked, layers, issues, api);
   const routes = await compileRoutes(doc, layers, consumers.layers, upstreamOf, issues, opts.pause);
+  const listeners = compileListeners(doc, issues);
+  const admin = adminListen(doc);
+  const before = issues.size;
+  const ssls = compileSsls(doc, listeners, opts.files ?? new Map(), file, issues);
+  // A broken entry already says why: not also "no certificate".
+  if (issues.size === before) checkTlsUse(listeners, admin, ssls, issues);
   if (issues.size) return undefined;
 
   let router: Router;
@@ -73,8 +84,11 @@ export async function compileConfig(checked: Checked, file: string, hash: string
   return Object.freeze({
     file: path.resolve(file),
     hash,
-    listen: parseListen(doc.listen, '0.0.0.0'),
-    admin: doc.admin?.enabled === false ? null : parseListen(doc.admin?.listen ?? '127.0.0.1:9180', '127.0.0.1'),
+    listen: { host: listeners[0].host, port: listeners[0].port },
+    listeners: Object.freeze(listeners),
+    admin,
+    ssls,
+    sslFiles: Object.freeze([...(opts.sslFiles ?? [])]),
     trustedProxies: parseTrustedProxies(doc.trusted_proxies).match,
     limits: Object.freeze({
       headerTimeoutMs: doc.client_header_timeout * 1000, bodyTimeoutMs: doc.client_body_timeout * 1000,
@@ -88,6 +102,14 @@ export async function compileConfig(checked: Checked, file: string, hash: string
     functionIds: Object.freeze(functionIds),
     upstreamCache,
   });
+}
+
+/** The admin listener (`admin.listen` as an address or `{host, port, tls}`), or null when disabled. */
+export function adminListen(doc: Pick<GatewayDoc, 'admin'>): (Listen & { tls: boolean }) | null {
+  if (doc.admin?.enabled === false) return null;
+  const l = doc.admin?.listen ?? '127.0.0.1:9180';
+  if (typeof l === 'object') return Object.freeze({ host: l.host ?? '127.0.0.1', port: l.port, tls: l.tls === true });
+  return Object.freeze({ ...parseListen(l, '127.0.0.1'), tls: false });
 }
 
 function serverlessSettings(doc: GatewayDoc): ServerlessSettings {

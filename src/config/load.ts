@@ -14,6 +14,7 @@ import { checkConfig } from './check.ts';
 import { compileConfig } from './compile.ts';
 import { IssueList } from './issues.ts';
 import { parseConfig } from './parse.ts';
+import { configHash, NO_FILES, readSslFiles, sslFilePaths, type FileSet, type FileSource } from './ssl-files.ts';
 import type { Env } from './yaml-read.js';
 
 export { DEFAULT_THREADS } from './compile.ts';
@@ -43,11 +44,17 @@ export interface LoadOptions {
   pluginImportTimeoutMs?: number;
   /** Text longer than this (UTF-8 bytes) is refused unparsed; DEFAULT_MAX_CONFIG_BYTES when absent. */
   maxBytes?: number;
+  /** The certificate files `ssls` names: contents already read (a worker), or how to read them; read from disk when absent. */
+  files?: FileSource;
 }
 
+/** `hash` covers the text and the certificate files it names (`files`, watched by the caller). */
 export type LoadResult =
-  | { ok: true; hash: string; snapshot: Snapshot; warnings: ConfigIssue[] }
-  | { ok: false; hash: string; issues: ConfigIssue[]; warnings: ConfigIssue[] };
+  | { ok: true; hash: string; snapshot: Snapshot; warnings: ConfigIssue[]; files?: readonly string[] }
+  | { ok: false; hash: string; issues: ConfigIssue[]; warnings: ConfigIssue[]; files?: readonly string[] };
+
+/** Reads certificate files from disk (each within MAX_SSL_FILE_BYTES), for LoadOptions.files. */
+export const readSslFilesFromDisk = (paths: readonly string[]): Promise<FileSet> => readSslFiles(paths, readConfigText);
 
 /** sha256 of the raw file text. */
 export function hashText(text: string): string {
@@ -120,19 +127,22 @@ export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => se
  * Never throws: whatever the text, a snapshot or positioned issues.
  */
 export async function loadConfigText(text: string, file: string, opts: LoadOptions): Promise<LoadResult> {
-  const hash = hashText(text);
   const issues = new IssueList(path.relative(process.cwd(), file) || file);
+  const at: Hashed = { hash: hashText(text), files: [] };
   try {
-    const snapshot = await runStages(text, file, hash, issues, opts);
-    if (snapshot) return { ok: true, hash, snapshot, warnings: issues.sortedWarnings() };
+    const snapshot = await runStages(text, file, at, issues, opts);
+    if (snapshot) return { ok: true, hash: at.hash, snapshot, warnings: issues.sortedWarnings(), files: at.files };
   } catch (err) {
     // A last resort: a bug or a plugin's surprise is this file's error, never a crash of the gateway.
     issues.at('GW_ERR_CONFIG_SCHEMA', 1, 1, `the file could not be loaded: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
   }
-  return { ok: false, hash, issues: issues.sorted(), warnings: issues.sortedWarnings() };
+  return { ok: false, hash: at.hash, issues: issues.sorted(), warnings: issues.sortedWarnings(), files: at.files };
 }
 
-async function runStages(text: string, file: string, hash: string, issues: IssueList, opts: LoadOptions): Promise<Snapshot | undefined> {
+/** The load's hash, which grows to cover the certificate files once the text is parsed. */
+interface Hashed { hash: string; files: readonly string[] }
+
+async function runStages(text: string, file: string, at: Hashed, issues: IssueList, opts: LoadOptions): Promise<Snapshot | undefined> {
   const max = opts.maxBytes ?? DEFAULT_MAX_CONFIG_BYTES;
   const bytes = Buffer.byteLength(text);
   if (bytes > max) {
@@ -143,8 +153,14 @@ async function runStages(text: string, file: string, hash: string, issues: Issue
   const src = await parseConfig(text, issues, { env: opts.env ?? process.env, parse: opts.parse });
   await pause();
   if (!src) return undefined;
+  // Before the check: the compat pass and defaults reshape the document, the files are named as written.
+  const paths = sslFilePaths(src.data, file);
+  const source = opts.files ?? readSslFilesFromDisk;
+  const files = paths.length === 0 ? NO_FILES : typeof source === 'function' ? await source(paths) : source;
+  at.hash = configHash(at.hash, files, paths);
+  at.files = paths;
   const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs });
   if (!checked) return undefined;
   await pause();
-  return compileConfig(checked, file, hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics });
+  return compileConfig(checked, file, at.hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics, files, sslFiles: paths });
 }

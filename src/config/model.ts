@@ -47,8 +47,9 @@ export interface UpstreamTlsDoc {
 
 export interface GatewayDoc {
   workers?: number | 'auto';
-  listen: number | string;
-  admin?: { listen: number | string; enabled: boolean };
+  listen: number | string | ListenerDoc[];
+  admin?: { listen: number | string | { host?: string; port: number; tls: boolean }; enabled: boolean };
+  ssls?: SslDoc[];
   trusted_proxies: string[];
   client_header_timeout: number;
   client_body_timeout: number;
@@ -68,4 +69,22 @@ export interface GatewayDoc {
     enable_websocket: boolean; allow_encoded_slashes: boolean; plugins?: PluginMap;
   }[];
   consumers?: { username: string | number; plugins?: PluginMap }[];
+}
+
+/** One entry of a `listen` list. */
+export interface ListenerDoc {
+  host?: string; port: number; tls: boolean; http2: boolean; ssl_protocols?: ('TLSv1.2' | 'TLSv1.3')[]; ciphers?: string;
+}
+
+/** One `ssls` entry (APISIX's ssl resource, plus Turnpike's files and default). */
+export interface SslDoc {
+  id: string | number;
+  type: 'server' | 'client';
+  sni?: string; snis?: string[];
+  cert?: string; key?: string; certs?: string[]; keys?: string[];
+  cert_file?: string; key_file?: string; files?: { cert_file: string; key_file: string }[];
+  client?: { ca: string; depth: number; skip_mtls_uri_regex?: string[] };
+  status: 0 | 1;
+  ssl_protocols?: ('TLSv1.1' | 'TLSv1.2' | 'TLSv1.3')[];
+  default: boolean;
 }

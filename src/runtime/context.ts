@@ -113,6 +113,8 @@ export class RequestCtx implements Ctx {
   plugin = '';
   /** Bytes of request body this request may stream upstream (0: no cap of its own); see limitRequestBody. */
   bodyLimit = 0;
+  /** The gateway's first TLS listener's port (downstream.https_port). */
+  httpsPort: number | undefined = undefined;
   private logger?: PluginLogger;
 
   readonly snapshot: Snapshot;
@@ -170,6 +172,7 @@ export class RequestCtx implements Ctx {
       server_addr: sock.localAddress ?? '',
       remote_addr: sock.remoteAddress ?? '',
       remote_port: sock.remotePort ?? 0,
+      https_port: this.httpsPort,
     };
   }
 }

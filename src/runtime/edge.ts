@@ -113,7 +113,7 @@ export function forwardedHeaders(headers: Record<string, string | string[]>, req
   const xff = headers['x-forwarded-for'];
   headers['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer;
   headers['x-real-ip'] = clientIp;
-  if (typeof headers['x-forwarded-proto'] !== 'string') headers['x-forwarded-proto'] = 'http';
+  if (typeof headers['x-forwarded-proto'] !== 'string') headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   if (typeof headers['x-forwarded-port'] !== 'string') headers['x-forwarded-port'] = String(req.socket.localPort ?? '');
   if (typeof headers['x-forwarded-host'] !== 'string') {
     const host = (req.headers as IncomingHttpHeaders).host;

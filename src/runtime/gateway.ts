@@ -2,10 +2,14 @@
  * A running gateway: the proxy and admin listeners, the snapshot in force, and
  * reloads (all or nothing; the last good snapshot keeps serving).
  */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
-import { hashText, loadConfigText, maxConfigBytes, readConfigText, yieldToEventLoop, type LoadResult } from '../config/load.ts';
+import { hashText, loadConfigText, maxConfigBytes, readConfigText, readSslFilesFromDisk, yieldToEventLoop, type LoadResult } from '../config/load.ts';
+import { configHash, type FileSet } from '../config/ssl-files.ts';
 import { ParseThread } from '../config/parse-thread.ts';
 import { flushLogs, log } from '../log.ts';
 import { ActiveProbes } from '../health/active.ts';
@@ -13,6 +17,7 @@ import { checkedNodes, describeHealth, describeTls, healthTable } from '../healt
 import { FunctionPools } from '../serverless/pool.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import type { ServerlessSettings, Snapshot, UpstreamEntry } from '../snapshot.ts';
+import { ADMIN_TLS } from '../config/ssls.ts';
 import { VERSION } from '../version.ts';
 import { adminHandler } from './admin.ts';
 import { Folded } from './fold.ts';
@@ -23,6 +28,10 @@ import { UpstreamPools } from './pools.ts';
 import { createConnectHandler, createRequestHandler } from './server.ts';
 import { createUpgradeHandler } from './websocket.ts';
 import { watchConfig, type Watcher } from './watch.ts';
+import { CERT_FILE_CHANGED, FileWatchers } from '../tls/file-watch.ts';
+import { Listeners, type EdgeHandlers } from '../tls/listeners.ts';
+import { certMetrics, certStatus } from '../tls/status.ts';
+import type { WorkerTls } from './worker-protocol.ts';
 
 export interface GatewayOptions {
   /** Path of gateway.yaml. */
@@ -47,8 +56,10 @@ export interface WorkerSetup {
   shared: SabSharedState;
   /** This worker's row of response counters (by status class) in the host's stats buffer. */
   counters: Float64Array;
-  /** The port every worker listens on (reusePort): the one the first worker took; undefined for the first (the file's). */
-  port?: number;
+  /** The ports every worker listens on (reusePort), in listener order: the ones the first worker took; undefined for the first (the file's). */
+  ports?: number[];
+  /** TLS session ticket keys (48 bytes) every worker shares, so a session resumes on any of them. */
+  ticketKeys: Uint8Array;
   /** The first config, parsed once by the main thread. */
   source: ConfigSource;
   /** How many workers the host has: each worker's function pool gets its share of `serverless.threads`. */
@@ -60,7 +71,12 @@ export interface WorkerSetup {
 }
 
 /** Config text and its YAML data, parsed once by the main thread (data undefined: YAML errors, the load parses to place them). */
-export interface ConfigSource { text: string; data?: unknown }
+export interface ConfigSource {
+  text: string;
+  data?: unknown;
+  /** The certificate files `ssls` names, read by the main thread with the text (workers never read files). */
+  files?: FileSet;
+}
 
 /** Thrown by `start` when the config is not valid: carries every issue. */
 export class ConfigRejected extends Error {
@@ -72,7 +88,7 @@ export class ConfigRejected extends Error {
 }
 
 /** Reasons the watcher gives (watch.ts). */
-const WATCHER_REASONS = new Set(['file changed', 'periodic check']);
+const WATCHER_REASONS = new Set(['file changed', 'periodic check', CERT_FILE_CHANGED]);
 
 export type ReloadOutcome = LoadResult | { ok: true; hash: string; unchanged: true };
 
@@ -91,8 +107,15 @@ export class Gateway {
   readonly shared: SabSharedState;
   /** A config compiled by `prepare`, waiting for `commit` (a worker's half of a host-wide reload). */
   private pending?: { snapshot: Snapshot; warnings: readonly ConfigIssue[] };
-  readonly server: http.Server;
-  admin?: http.Server;
+  /** The proxy listeners, made once the first config is loaded. */
+  listeners!: Listeners;
+  private readonly handlers: EdgeHandlers;
+  /** Emits `connection` for every listener's accepted sockets (metrics, the host's connection count). */
+  readonly connections = new EventEmitter();
+  private readonly rt: { snapshot(): Snapshot; pools: UpstreamPools; onRequestDone(status: number): void; httpsPort?: number };
+  private readonly ticketKeys: Buffer;
+  admin?: http.Server | https.Server;
+  private files?: FileWatchers;
   private current!: Snapshot;
   private loadedAt = 0;
   private lastFailure?: { at: string; message: string; errors: string[] };
@@ -110,31 +133,30 @@ export class Gateway {
     this.metrics = new Metrics(opts.worker?.counters);
     this.pools = new UpstreamPools(this.shared);
     if (!opts.worker || opts.worker.index === 0) this.probes = new ActiveProbes(this.shared);
-    const rt = {
+    const rt = this.rt = {
       snapshot: () => this.current,
       pools: this.pools,
       onRequestDone: (status: number) => this.metrics.request(status),
     };
-    // requestTimeout 0 (no bound on a whole upload: client_body_timeout bounds the
-    // gaps instead) with headersTimeout set on its own: left unset, Node derives it
-    // from requestTimeout and 0 turns the header bound off. Expired connections
-    // are swept every second instead of every 30 s; swap() applies the config's values.
-    this.server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000 }, createRequestHandler(rt));
+    this.ticketKeys = opts.worker ? Buffer.from(opts.worker.ticketKeys) : randomBytes(48);
     const upgrade = createUpgradeHandler(rt);
-    // Upgraded sockets leave the server's connection tracking: close() must end them itself.
-    this.server.on('upgrade', (req, socket, head) => {
-      this.upgraded.add(socket);
-      socket.once('close', () => this.upgraded.delete(socket));
-      upgrade(req, socket, head);
-    });
-    this.server.on('connect', createConnectHandler(rt));
-    this.server.on('clientError', clientError);
+    this.handlers = {
+      request: createRequestHandler(rt),
+      // Upgraded sockets leave the server's connection tracking: close() must end them itself.
+      upgrade: (req, socket, head) => {
+        this.upgraded.add(socket);
+        socket.once('close', () => this.upgraded.delete(socket));
+        upgrade(req, socket, head);
+      },
+      connect: createConnectHandler(rt),
+      clientError,
+    };
     this.registry = createRegistry(this.registrySources());
   }
 
   private registrySources(): RegistrySources {
     return {
-      worker: this.opts.worker?.index, server: this.server,
+      worker: this.opts.worker?.index, server: this.connections,
       requests: () => this.metrics.total(),
       upstreams: () => healthChecked(this.current),
       healthy: (n) => !this.pools.ejected(n),
@@ -142,46 +164,65 @@ export class Gateway {
     };
   }
 
+  /** The first proxy listener. */
+  get server(): http.Server { return this.listeners.servers[0] as http.Server; }
+
   /** Loads the config and starts listening; rejects with ConfigRejected when the file is not valid. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
-    const res = opts.worker ? await gw.load(opts.worker.source.text, opts.worker.source.data) : await gw.readAndLoad();
+    const res = opts.worker ? await gw.load(opts.worker.source.text, opts.worker.source.data, opts.worker.source.files) : await gw.readAndLoad();
     if (!res.ok) {
       await gw.functions.close();
       throw new ConfigRejected(res.issues);
     }
-    gw.swap(res.snapshot, res.warnings);
     const snap = res.snapshot;
+    // requestTimeout 0 (no bound on a whole upload: client_body_timeout bounds the
+    // gaps instead) with headersTimeout set on its own; swap() applies the config's values.
+    gw.swap(res.snapshot, res.warnings);
+    gw.listeners = new Listeners(snap.listeners, gw.handlers, () => gw.current, gw.ticketKeys);
+    for (const s of gw.listeners.servers) s.on('connection', (socket: Socket) => gw.connections.emit('connection', socket));
     try {
-      await listen(gw.server, opts.worker?.port ?? snap.listen.port, snap.listen.host, !!opts.worker);
+      await gw.listeners.listen(opts.worker?.ports, !!opts.worker);
+      const tlsAt = snap.listeners.findIndex((l) => l.tls);
+      if (tlsAt >= 0) gw.rt.httpsPort = gw.listeners.ports()[tlsAt];
       if (snap.admin && !opts.worker) {
-        gw.admin = http.createServer(adminHandler({
+        const handler = adminHandler({
           ready: () => gw.server.listening,
           status: () => gw.status(),
-          metrics: async () => gw.metrics.render() + await gw.registry.metrics(),
-        }));
+          metrics: async () => gw.metrics.render() + certMetrics(certStatus(gw.current.ssls)) + await gw.registry.metrics(),
+        });
+        gw.admin = snap.admin.tls ? https.createServer(adminTlsOptions(gw.current, gw.ticketKeys), handler) : http.createServer(handler);
         await listen(gw.admin, snap.admin.port, snap.admin.host);
       }
       if (opts.watch !== false && !opts.worker) {
         gw.watcher = watchConfig(opts.config, (why) => { void gw.reload(why); }, opts.debounceMs, opts.pollMs);
-        await gw.watcher.ready;
+        gw.files = new FileWatchers(() => { void gw.reload(CERT_FILE_CHANGED); }, opts.debounceMs, opts.pollMs);
+        await Promise.all([gw.watcher.ready, gw.files.sync(snap.sslFiles)]);
       }
     } catch (err) {
       // Nothing may keep the process alive after a failed start (a port in use, say).
       await gw.close(0).catch(() => {});
       throw err;
     }
-    if (!opts.worker) log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
+    if (!opts.worker) log('info', 'turnpike started', { listen: snap.listeners.map((l, i) => `${l.tls ? 'https' : 'http'}://${l.host}:${gw.listeners.ports()[i]}${l.http2 ? ' (h2)' : ''}`).join(', '), admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
     return gw;
   }
 
   /** The snapshot in force. */
   snapshot(): Snapshot { return this.current; }
+
+  /** The certificates in force for the host's main thread (worker-protocol.ts). */
+  tlsView(): WorkerTls {
+    const def = this.current.ssls.defaultEntry?.options;
+    return { certs: certStatus(this.current.ssls), adminCert: def && { cert: def.cert, key: def.key }, httpsPort: this.rt.httpsPort };
+  }
   get port(): number { return (this.server.address() as AddressInfo).port; }
+  /** Every listener's port, in `listen` order. */
+  get ports(): number[] { return this.listeners.ports(); }
   get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
 
   /** Loads `text`; `data` is its YAML already parsed by the host's main thread (a worker never parses a valid file again). */
-  private load(text: string, data?: unknown): Promise<LoadResult> {
+  private load(text: string, data?: unknown, files?: FileSet): Promise<LoadResult> {
     // The first load serves nothing yet: it parses here, and the parse thread
     // (one more V8 heap, ~40 MB while it parses 10,000 routes) starts only at the first reload.
     const w = this.opts.worker;
@@ -190,6 +231,8 @@ export class Gateway {
     const max = this.maxBytes();
     return loadConfigText(text, this.opts.config, {
       env: this.opts.env, functions, pause: yieldToEventLoop, parse, previous: this.current, shared: this.shared, metrics: this.registry,
+      // A worker never reads files: the main thread read them with the text.
+      files: w ? files ?? new Map() : undefined,
       maxBytes: typeof max === 'number' ? max : undefined, pluginImportTimeoutMs: this.opts.pluginImportTimeoutMs,
     });
   }
@@ -208,7 +251,7 @@ export class Gateway {
   /** A worker's first phase of a host-wide reload: compiles `source` and holds it until `commit` or `abort`. */
   async prepare(source: ConfigSource): Promise<LoadResult> {
     this.pending = undefined;
-    const res = await this.load(source.text, source.data);
+    const res = await this.load(source.text, source.data, source.files);
     if (res.ok) this.pending = { snapshot: res.snapshot, warnings: res.warnings };
     else void this.functions.retain([this.current.serverless]);
     return res;
@@ -245,12 +288,12 @@ export class Gateway {
     this.metrics.loadedAt = this.loadedAt;
     this.pools.retain(snap.origins);
     this.probes?.sync(snap);
-    this.server.headersTimeout = snap.limits.headerTimeoutMs;
-    this.server.keepAliveTimeout = snap.limits.keepAliveMs;
+    this.listeners?.apply(snap);
+    if (this.admin instanceof https.Server) this.admin.setSecureContext(adminTlsOptions(snap, this.ticketKeys));
     this.functions.publish(snap.functionIds);
     void this.functions.retain([snap.serverless]);
-    if (prev && (prev.listen.port !== snap.listen.port || prev.listen.host !== snap.listen.host)) {
-      log('warn', 'listen address changed: it takes effect on restart', { listen: `${snap.listen.host}:${snap.listen.port}` });
+    if (prev && JSON.stringify(prev.listeners) !== JSON.stringify(snap.listeners)) {
+      log('warn', 'listeners changed: they take effect on restart', { listen: snap.listeners });
     }
   }
 
@@ -266,12 +309,16 @@ export class Gateway {
   private async doReload(reason: string): Promise<ReloadOutcome> {
     const started = performance.now();
     const read = await this.read();
-    const hash = 'text' in read ? hashText(read.text) : '';
+    // The text's hash with the current certificate files': a new text differs anyway, the same text differs when a file changed.
+    const paths = this.current.sslFiles;
+    const hash = 'text' in read ? configHash(hashText(read.text), paths.length ? await readSslFilesFromDisk(paths) : new Map(), paths) : '';
     if (hash === this.current.hash) return { ok: true, hash, unchanged: true };
     // The watcher's event and its periodic check may both see one change: a file already rejected is not rejected twice.
     if (hash && hash === this.rejectedHash && WATCHER_REASONS.has(reason)) return { ok: false, hash, issues: [], warnings: [] };
     const res = 'issue' in read ? { ok: false as const, hash: '', issues: [read.issue], warnings: [] } : await this.load(read.text);
     const ms = Math.round((performance.now() - started) * 10) / 10;
+    // Files of the config in force and of the one just tried: fixing a rejected certificate file reloads too.
+    await this.files?.sync([...this.current.sslFiles, ...(res.ok ? res.snapshot.sslFiles : res.files ?? [])].filter((p, i, a) => a.indexOf(p) === i));
     if (res.ok) {
       this.swap(res.snapshot, res.warnings);
       this.metrics.reloadsOk++;
@@ -311,6 +358,7 @@ export class Gateway {
       last_failure: this.lastFailure ?? null,
       upstream_connections: this.pools.usage(),
       ...this.upstreamStatus(),
+      certificates: certStatus(this.current.ssls),
     };
   }
 
@@ -324,15 +372,8 @@ export class Gateway {
   async close(graceMs = 10_000): Promise<void> {
     await this.watcher?.close();
     this.probes?.stop();
-    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
-    this.server.closeIdleConnections();
-    const timer = setTimeout(() => {
-      this.server.closeAllConnections();
-      for (const s of this.upgraded) s.destroy();
-    }, graceMs);
-    timer.unref();
-    await closed;
-    clearTimeout(timer);
+    await this.files?.close();
+    await this.listeners?.close(graceMs, () => { for (const s of this.upgraded) s.destroy(); });
     await new Promise<void>((resolve) => (this.admin?.listening ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
     await this.pools.close();
@@ -360,9 +401,14 @@ function clientError(err: Error & { code?: string }, socket: import('node:stream
   socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }
 
-function listen(server: http.Server, port: number, host: string, reusePort = false): Promise<void> {
+function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host, reusePort }, () => { server.off('error', reject); resolve(); });
+    server.listen({ port, host }, () => { server.off('error', reject); resolve(); });
   });
+}
+
+/** The admin listener's TLS: the default certificate entry, TLSv1.2 and 1.3, the default ciphers. */
+export function adminTlsOptions(snap: Snapshot, ticketKeys: Buffer): https.ServerOptions {
+  return { ...ADMIN_TLS, honorCipherOrder: true, ticketKeys, ...(snap.ssls.defaultEntry?.options ?? {}) };
 }

@@ -4,7 +4,7 @@
  * Plugins add theirs through `api.metrics` (the prometheus plugin: per-route
  * series). In a host, each worker has one and the main thread sums them (metrics-host.ts).
  */
-import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { UpstreamEntry, UpstreamNode } from '../snapshot.ts';
@@ -17,7 +17,8 @@ export const METRIC_PREFIX = 'turnpike_';
 export interface RegistrySources {
   /** This worker's index; absent for a gateway that runs alone. */
   worker?: number;
-  server: Server;
+  /** Emits `connection` for each accepted socket (every listener's). */
+  server: { on(event: 'connection', fn: (socket: Socket) => void): unknown };
   /** Requests answered so far (every route, matched or not). */
   requests(): number;
   /** Upstreams in force that have health checks, and whether a node is healthy now. */

@@ -33,6 +33,8 @@ export interface Runtime {
   snapshot(): Snapshot;
   readonly pools: UpstreamPools;
   onRequestDone?(status: number): void;
+  /** The first TLS listener's port, once bound. */
+  httpsPort?: number;
 }
 
 /** Whether the client left, and the upstream attempt to cancel when it does. */
@@ -140,6 +142,7 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
   const ip = clientAddress(req, snap.trustedProxies, peerTrusted);
   const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
   ctx.matched = match.matched;
+  ctx.httpsPort = rt.httpsPort;
   const x = new InFlight(rt, ctx, req, res, started, tunnel, peerTrusted ? undefined : clientForwarding(req));
   // 'close' comes once per response: on(), not once(), spares a wrapper per request.
   res.on('close', () => x.closed());

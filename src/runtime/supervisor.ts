@@ -6,15 +6,22 @@
  * from the workers' shared counters, and replaces a worker that dies or whose
  * event loop stops beating; the process never exits because of one worker.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
-import { hashText, readConfigText } from '../config/load.ts';
+import { hashText, readConfigText, readSslFilesFromDisk } from '../config/load.ts';
 import { readYaml } from '../config/yaml-read.js';
 import { parseListen } from '../config/upstream.ts';
 import { describeHealth, describeTls, healthTable, type HealthNode } from '../health/state.ts';
+import { adminListen } from '../config/compile.ts';
+import { ADMIN_TLS } from '../config/ssls.ts';
+import { configHash, sslFilePaths } from '../config/ssl-files.ts';
+import { CERT_FILE_CHANGED, FileWatchers } from '../tls/file-watch.ts';
+import { certMetrics } from '../tls/status.ts';
 import { flushLogs, log, writeLogLines } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { VERSION } from '../version.ts';
@@ -24,7 +31,7 @@ import { ConfigRejected, type ConfigSource, type GatewayOptions } from './gatewa
 import { Metrics } from './metrics.ts';
 import { HostMetrics } from './metrics-host.ts';
 import { watchConfig, type Watcher } from './watch.ts';
-import { STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit } from './worker-protocol.ts';
+import { STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type Hook, type ToWorker, type WorkerInit, type WorkerTls } from './worker-protocol.ts';
 
 // worker-main.ts here, worker-main.js in the JavaScript build (dist/).
 const WORKER_FILE = new URL(`./worker-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
@@ -79,7 +86,12 @@ export class Host {
   private source!: ConfigSource;
   private hash = '';
   private loadedAt = 0;
-  private servingPort = 0;
+  private servingPorts: number[] = [];
+  /** Made once: every worker's TLS listeners encrypt session tickets with it, so a session resumes on any worker. */
+  private readonly ticketKeys = randomBytes(48);
+  /** The certificates in force, as the first worker compiled them. */
+  private tls: WorkerTls = { certs: [] };
+  private files?: FileWatchers;
   /** YAML parses done by the main thread (one per distinct file content). */
   parses = 0;
   private restarts = 0;
@@ -106,24 +118,26 @@ export class Host {
   static async start(opts: HostOptions): Promise<Host> {
     const read = await readConfigText(opts.config);
     if ('issue' in read) throw new ConfigRejected([read.issue]);
-    const source = parseOnce(read.text, opts);
-    const doc = (source.data ?? {}) as { workers?: unknown; listen?: string | number; admin?: { enabled?: boolean; listen?: string | number } };
+    const { source, hash } = await withFiles(parseOnce(read.text, opts), opts);
+    const doc = (source.data ?? {}) as { workers?: unknown; admin?: { enabled?: boolean; listen?: string | number } };
     const host = new Host(opts, opts.workers ?? workerCount(doc.workers));
     host.parses = 1;
     host.source = source;
-    host.hash = hashText(read.text);
+    host.hash = hash;
     host.loadedAt = Date.now();
     try {
       host.slots[0] = await host.spawn(0, undefined);
-      await Promise.all(Array.from({ length: host.workers - 1 }, async (_, i) => { host.slots[i + 1] = await host.spawn(i + 1, host.servingPort); }));
-      if (doc.admin?.enabled !== false) {
-        const a = parseListen(doc.admin?.listen ?? '127.0.0.1:9180', '127.0.0.1');
-        host.admin = http.createServer(adminHandler({ ready: () => !host.closing, status: () => host.status(), metrics: () => host.renderMetrics() }));
+      await Promise.all(Array.from({ length: host.workers - 1 }, async (_, i) => { host.slots[i + 1] = await host.spawn(i + 1, host.servingPorts); }));
+      const a = adminListen(doc as Parameters<typeof adminListen>[0]);
+      if (a) {
+        const handler = adminHandler({ ready: () => !host.closing, status: () => host.status(), metrics: () => host.renderMetrics() });
+        host.admin = a.tls ? https.createServer(host.adminTls(), handler) : http.createServer(handler);
         await new Promise<void>((resolve, reject) => { host.admin!.once('error', reject); host.admin!.listen(a.port, a.host, resolve); });
       }
       if (opts.watch !== false) {
         host.watcher = watchConfig(opts.config, () => { void host.reload('file changed'); }, opts.debounceMs);
-        await host.watcher.ready;
+        host.files = new FileWatchers(() => { void host.reload(CERT_FILE_CHANGED); }, opts.debounceMs);
+        await Promise.all([host.watcher.ready, host.files.sync(sslFilePaths(source.data, opts.config))]);
       }
     } catch (err) {
       await host.close(0).catch(() => {});
@@ -132,19 +146,31 @@ export class Host {
     const bound = opts.watchdogMs ?? 10_000;
     host.watchdog = setInterval(() => host.checkBeats(bound), Math.max(50, Math.min(1000, bound / 4)));
     host.watchdog.unref();
-    const listenHost = parseListen(doc.listen ?? 9080, '0.0.0.0').host;
     const adminHost = host.admin ? (host.admin.address() as AddressInfo).address : '';
-    log('info', 'turnpike started', { listen: `${listenHost}:${host.port}`, admin: host.admin ? `${adminHost}:${host.adminPort}` : null, workers: host.workers, hash: host.hash });
+    log('info', 'turnpike started', { ports: host.servingPorts, admin: host.admin ? `${adminHost}:${host.adminPort}` : null, workers: host.workers, hash: host.hash });
     return host;
   }
 
-  get port(): number { return this.servingPort; }
+  get port(): number { return this.servingPorts[0] ?? 0; }
+  /** Every listener's port, in `listen` order. */
+  get ports(): number[] { return [...this.servingPorts]; }
+
+  /** The admin listener's TLS options: the default certificate entry as the first worker compiled it. */
+  private adminTls(): https.ServerOptions {
+    return { ...ADMIN_TLS, honorCipherOrder: true, ...(this.tls.adminCert as https.ServerOptions | undefined ?? {}) };
+  }
+
+  /** A worker's view of the certificates in force (all workers compile the same). */
+  private takeTls(tls: WorkerTls): void {
+    this.tls = tls;
+    if (this.admin instanceof https.Server) this.admin.setSecureContext(this.adminTls());
+  }
   get adminPort(): number | undefined { return this.admin ? (this.admin.address() as AddressInfo).port : undefined; }
 
   /** Starts worker `index` on the current config; resolves once it listens, rejects (ConfigRejected) if it cannot. */
-  private spawn(index: number, port: number | undefined): Promise<Slot> {
+  private spawn(index: number, ports: number[] | undefined): Promise<Slot> {
     const init: WorkerInit = {
-      index, workers: this.workers, config: this.opts.config, env: this.opts.env, port, source: this.source,
+      index, workers: this.workers, config: this.opts.config, env: this.opts.env, ports, ticketKeys: this.ticketKeys, source: this.source,
       shared: this.shared.buffer, stats: this.stats, beats: this.beats, testHooks: this.opts.testHooks === true,
     };
     // Workers inherit the process's flags (--import tsx, --permission…); --input-type (node -e) applies to its entry only and a worker refuses it.
@@ -157,7 +183,7 @@ export class Host {
         if (m?.type === 'started') {
           slot.started = true;
           slot.hash = m.hash;
-          if (index === 0 && port === undefined) this.servingPort = m.port;
+          if (index === 0 && ports === undefined) { this.servingPorts = m.ports; this.takeTls(m.tls); }
           resolve(slot);
         } else if (m?.type === 'failed') reject(m.issues.length ? new ConfigRejected(m.issues) : new Error(m.message ?? `worker ${index} failed to start`));
         else reject(new Error(`worker ${index} exited while starting${slot.error ? `: ${slot.error}` : ''}`));
@@ -173,7 +199,11 @@ export class Host {
 
   private onMessage(slot: Slot, m: FromWorker): void {
     if (m.type === 'log') { writeLogLines(m.chunk); return; }
-    if (m.type === 'committed') { slot.hash = m.hash; return; }
+    if (m.type === 'committed') {
+      slot.hash = m.hash;
+      if (slot === this.live()[0]) this.takeTls(m.tls);
+      return;
+    }
     if (m.type === 'metrics') { this.series.answer(m.seq, m.data); return; }
     if (m.type === 'health-nodes') { this.healthNodes = m.nodes; return; }
     slot.waiter?.(m);
@@ -196,7 +226,7 @@ export class Host {
 
   private respawn(old: Slot, attempt: number): void {
     if (this.closing) return;
-    this.spawn(old.index, this.servingPort).then((slot) => {
+    this.spawn(old.index, this.servingPorts).then((slot) => {
       slot.restarts = old.restarts + 1;
       if (this.closing) { void slot.worker.terminate(); return; }
       this.slots[old.index] = slot;
@@ -245,10 +275,13 @@ export class Host {
     const started = performance.now();
     const read = await readConfigText(this.opts.config);
     if ('issue' in read) return this.rejected(reason, '', [read.issue], started);
-    const hash = hashText(read.text);
+    // The same text is not parsed again: only its certificate files may have changed.
+    const sameText = read.text === this.source.text;
+    const { source, hash } = await withFiles(sameText ? { text: read.text, data: this.source.data } : parseOnce(read.text, this.opts), this.opts);
+    // The files of the config tried too: fixing a rejected certificate file reloads.
+    await this.files?.sync(new Set([...sslFilePaths(this.source.data, this.opts.config), ...sslFilePaths(source.data, this.opts.config)]));
     if (hash === this.hash) return { ok: true, hash, unchanged: true };
-    const source = parseOnce(read.text, this.opts);
-    this.parses++;
+    if (!sameText) this.parses++;
     const seq = ++this.seq;
     const answers = await this.ask({ type: 'prepare', seq, source });
     const bad = answers.find((a) => a?.type !== 'prepared' || !a.ok);
@@ -306,6 +339,7 @@ export class Host {
       connections_lost: this.lostConnections,
       upstream_health: describeHealth(healthTable(this.shared), this.healthNodes),
       upstream_tls: describeTls(this.healthNodes),
+      certificates: this.tls.certs,
       workers: this.slots.map((s) => ({ index: s.index, thread_id: s.worker.threadId, hash: s.hash, requests: this.requestsOf(s.index), parses: this.rows[s.index * STATS_ROW + STAT_PARSES], restarts: s.restarts })),
     };
   }
@@ -318,7 +352,7 @@ export class Host {
     for (let i = 0; i < this.workers; i++) for (let c = 1; c <= 5; c++) this.totals[c] += this.rows[i * STATS_ROW + c];
     this.metrics.configHash = this.hash;
     this.metrics.loadedAt = this.loadedAt;
-    return this.metrics.render() + [
+    return this.metrics.render() + certMetrics(this.tls.certs) + [
       '# HELP turnpike_workers Worker threads serving.',
       '# TYPE turnpike_workers gauge',
       `turnpike_workers ${this.workers}`,
@@ -336,6 +370,7 @@ export class Host {
     this.closing = true;
     clearInterval(this.watchdog);
     await this.watcher?.close();
+    await this.files?.close();
     await Promise.race([
       this.ask({ type: 'drain', graceMs }),
       new Promise((r) => setTimeout(r, graceMs + 2000).unref()),
@@ -355,4 +390,12 @@ export class Host {
 function parseOnce(text: string, opts: HostOptions): ConfigSource {
   const { problems, data } = readYaml(text, opts.env ?? process.env);
   return problems.length ? { text } : { text, data };
+}
+
+/** The certificate files a parsed source names, read here once for every worker, and the hash over the text and them. */
+async function withFiles(source: ConfigSource, opts: HostOptions): Promise<{ source: ConfigSource; hash: string }> {
+  const paths = sslFilePaths(source.data, opts.config);
+  if (paths.length === 0) return { source, hash: hashText(source.text) };
+  const files = await readSslFilesFromDisk(paths);
+  return { source: { ...source, files }, hash: configHash(hashText(source.text), files, paths) };
 }

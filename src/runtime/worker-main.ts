@@ -26,18 +26,18 @@ let gw: Gateway;
 try {
   gw = await Gateway.start({
     config: init.config, env: init.env, watch: false,
-    worker: { index: init.index, shared: new SabSharedState(init.shared), counters: row, port: init.port, source: init.source, workers: init.workers, onParse: () => { row[STAT_PARSES]++; } },
+    worker: { index: init.index, shared: new SabSharedState(init.shared), counters: row, ports: init.ports, ticketKeys: init.ticketKeys, source: init.source, workers: init.workers, onParse: () => { row[STAT_PARSES]++; } },
   });
 } catch (err) {
   send(err instanceof ConfigRejected ? { type: 'failed', issues: err.issues } : { type: 'failed', issues: [], message: (err as Error).message });
   process.exit(1);
 }
 row[STAT_CONNECTIONS] = 0;
-gw.server.on('connection', (socket) => {
+gw.connections.on('connection', (socket: import('node:net').Socket) => {
   row[STAT_CONNECTIONS]++;
   socket.once('close', () => { row[STAT_CONNECTIONS]--; });
 });
-send({ type: 'started', port: gw.port, hash: gw.snapshot().hash });
+send({ type: 'started', port: gw.port, ports: gw.ports, hash: gw.snapshot().hash, tls: gw.tlsView() });
 // The first worker runs the host's active probes and tells the main thread which nodes /status explains.
 const healthNodes = () => { if (init.index === 0) send({ type: 'health-nodes', nodes: checkedNodes(gw.snapshot()) }); };
 healthNodes();
@@ -54,7 +54,7 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'commit':
       gw.commit();
-      send({ type: 'committed', seq: m.seq, hash: gw.snapshot().hash });
+      send({ type: 'committed', seq: m.seq, hash: gw.snapshot().hash, tls: gw.tlsView() });
       healthNodes();
       return;
     case 'abort':

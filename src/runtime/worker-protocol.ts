@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 
 /** A registry's series as prom-client's getMetricsAsJSON gives them (what AggregatorRegistry sums). */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+import type { CertStatus } from '../tls/status.ts';
 
 /** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class, [6] YAML parses. */
 export const STATS_ROW = 8;
@@ -23,8 +24,10 @@ export interface WorkerInit {
   workers: number;
   config: string;
   env?: Readonly<Record<string, string | undefined>>;
-  /** 0 for the first worker when the file says port 0; every other worker gets the port the first one took. */
-  port?: number;
+  /** Undefined for the first worker (the file's ports); every other worker gets the ports the first one took, in listener order. */
+  ports?: number[];
+  /** TLS session ticket keys, made once by the main thread: a session resumes on any worker. */
+  ticketKeys: Uint8Array;
   source: ConfigSource;
   shared: SharedArrayBuffer;
   /** Float64 rows of STATS_ROW cells, one per worker index. */
@@ -33,6 +36,15 @@ export interface WorkerInit {
   beats: SharedArrayBuffer;
   /** Accept the `hook` message (tests only). */
   testHooks: boolean;
+}
+
+/** What the main thread needs of a worker's certificates: /status rows, and the default entry for an admin TLS listener. */
+export interface WorkerTls {
+  certs: CertStatus[];
+  /** The default entry's certificates and keys (the admin listener's TLS), if one is marked. */
+  adminCert?: { cert: unknown; key: unknown; ca?: unknown };
+  /** The port of the first TLS listener. */
+  httpsPort?: number;
 }
 
 /** Test hooks: crash the worker, block its event loop, or make it reject the next config. */
@@ -47,10 +59,10 @@ export type ToWorker =
   | { type: 'metrics'; seq: number };
 
 export type FromWorker =
-  | { type: 'started'; port: number; hash: string }
+  | { type: 'started'; port: number; ports: number[]; hash: string; tls: WorkerTls }
   | { type: 'failed'; issues: ConfigIssue[]; message?: string }
   | { type: 'prepared'; seq: number; ok: boolean; hash: string; issues: ConfigIssue[] }
-  | { type: 'committed'; seq: number; hash: string }
+  | { type: 'committed'; seq: number; hash: string; tls: WorkerTls }
   | { type: 'drained' }
   /** From the worker that probes: the checked nodes of the config in force (for the host's /status). */
   | { type: 'health-nodes'; nodes: HealthNode[] }

@@ -32,7 +32,6 @@ export interface CompatResult {
 const IGNORED_SECTIONS = ['deployment', 'apisix', 'nginx_config', 'etcd', 'plugin_attr', 'discovery', 'graphql', 'ext-plugin', 'wasm', 'stream_plugins'];
 /** APISIX resources Turnpike does not have yet. */
 const UNSUPPORTED_SECTIONS: Record<string, string> = {
-  ssls: 'TLS certificates (ssls) are not supported yet: terminate TLS in front of Turnpike',
   stream_routes: 'stream_routes (TCP/UDP proxying) are not supported yet',
   protos: 'protos (gRPC transcoding) are not supported yet',
   plugin_metadata: 'plugin_metadata is not supported yet',
@@ -40,7 +39,7 @@ const UNSUPPORTED_SECTIONS: Record<string, string> = {
 };
 const META = ['desc', 'labels', 'create_time', 'update_time'];
 /** Item lists APISIX numbers itself when an item has no id. */
-const NUMBERED = ['routes', 'services', 'upstreams', 'plugin_configs', 'global_rules'] as const;
+const NUMBERED = ['routes', 'services', 'upstreams', 'plugin_configs', 'global_rules', 'ssls'] as const;
 const APISIX_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE', 'PURGE']);
 
 /** The id APISIX gives the item at `index` (0-based) of a list when it has none. */
