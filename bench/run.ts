@@ -11,6 +11,7 @@
  * The upstream is nginx when it is installed (bench/nginx.ts: never the
  * bottleneck), the Node upstream otherwise; RESULTS.md says which. Turnpike
  * runs with --workers 1 except in the workers rows.
+ * BENCH_ONLY=tls runs only the TLS rows (bench/tls.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import { findNginx, startNginx } from './nginx.ts';
 import { freePort, spawnHelper } from './procs.ts';
 import { haveRedis, startRedis } from './redis.ts';
 import { counterCost } from './shared-counter.ts';
+import { tlsRows, type TlsBench } from './tls.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -45,12 +47,13 @@ async function get(port: number, p: string): Promise<{ status: number; body: str
   return res ? { status: res.status, body: await res.text() } : { status: 0, body: '' };
 }
 
-async function startTurnpike(name: string, body: string, workers = 1): Promise<Turnpike> {
+/** `listen` overrides the scenario's single listener (the TLS rows' list). */
+async function startTurnpike(name: string, body: string, workers = 1, listen?: string): Promise<Turnpike> {
   const dir = path.join(TMP, name);
   await mkdir(dir, { recursive: true });
   const [port, admin] = [await freePort(), await freePort()];
   const file = path.join(dir, 'gateway.yaml');
-  await writeFile(file, gatewayYaml(port, admin, body));
+  await writeFile(file, listen ? `${listen}admin:\n  listen: 127.0.0.1:${admin}\n${body}` : gatewayYaml(port, admin, body));
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'turnpike.js'), 'start', '-c', file, '--workers', String(workers)], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(proc);
   // A 10,000-route config on a busy machine can take a while: wait for it, but not forever.
@@ -171,6 +174,20 @@ function limitRow(local: Row, redis: Row | undefined): string {
 
 const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(d));
 
+/** The TLS rows' view of this runner. */
+function tlsBench(up: number): TlsBench {
+  return {
+    up, seconds: SECONDS, connections: CONNS, freePort,
+    start: (name, listen, body) => startTurnpike(name, body, 1, listen),
+  };
+}
+
+/** BENCH_ONLY=tls: the TLS rows alone, printed. */
+async function tlsOnly(up: number): Promise<void> {
+  const tls = await tlsRows(tlsBench(up));
+  for (const r of tls) process.stdout.write(`| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} |${r.note ? ` ${r.note}` : ''}\n`);
+}
+
 async function main(): Promise<void> {
   await rm(TMP, { recursive: true, force: true });
   const nginx = findNginx();
@@ -180,6 +197,7 @@ async function main(): Promise<void> {
     await startNginx(nginx, path.join(TMP, 'nginx'), up, children);
   } else ({ port: up } = await spawnHelper('upstream.ts', {}, children));
   const upstreamName = nginx ? `nginx (${nginx}, 1 worker process, return 200)` : 'the Node upstream (bench/upstream.ts; install nginx for a faster one)';
+  if (process.env.BENCH_ONLY === 'tls') { await tlsOnly(up); return; }
   const { port: bare } = await spawnHelper('undici-proxy.js', { TARGET: `http://127.0.0.1:${up}`, MODE: 'dispatch' }, children);
   const { port: bareRequest } = await spawnHelper('undici-proxy.js', { TARGET: `http://127.0.0.1:${up}`, MODE: 'request' }, children);
   process.stderr.write(`load: ${haveWrk() ? 'wrk' : 'autocannon'}, ${CONNS} connections, ${SECONDS}s per scenario, upstream: ${upstreamName}\n`);
@@ -253,6 +271,7 @@ async function main(): Promise<void> {
     const lat = await reloadLatency(t, up, 50);
     return { steady, during, writes, lat };
   });
+  rows.push(...await tlsRows(tlsBench(up)));
   // RSS sampled every second of the soak (see soakRow for what counts as flat).
   let soak: { samples: number[]; row: Row } | undefined;
   if (SOAK > 0) {

@@ -176,10 +176,9 @@ export class Gateway {
       throw new ConfigRejected(res.issues);
     }
     const snap = res.snapshot;
-    // requestTimeout 0 (no bound on a whole upload: client_body_timeout bounds the
-    // gaps instead) with headersTimeout set on its own; swap() applies the config's values.
     gw.swap(res.snapshot, res.warnings);
     gw.listeners = new Listeners(snap.listeners, gw.handlers, () => gw.current, gw.ticketKeys);
+    gw.listeners.apply(snap);
     for (const s of gw.listeners.servers) s.on('connection', (socket: Socket) => gw.connections.emit('connection', socket));
     try {
       await gw.listeners.listen(opts.worker?.ports, !!opts.worker);
@@ -204,7 +203,8 @@ export class Gateway {
       await gw.close(0).catch(() => {});
       throw err;
     }
-    if (!opts.worker) log('info', 'turnpike started', { listen: snap.listeners.map((l, i) => `${l.tls ? 'https' : 'http'}://${l.host}:${gw.listeners.ports()[i]}${l.http2 ? ' (h2)' : ''}`).join(', '), admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
+    const more = snap.listeners.length > 1 || snap.listeners[0].tls ? { listeners: snap.listeners.map((l, i) => `${l.tls ? 'https' : 'http'}://${l.host}:${gw.ports[i]}${l.http2 ? ' (h2)' : ''}`) } : {};
+    if (!opts.worker) log('info', 'turnpike started', { listen: `${snap.listen.host}:${gw.port}`, ...more, admin: gw.admin ? `${snap.admin!.host}:${gw.adminPort}` : null, routes: snap.routes.length, hash: snap.hash, ...(gw.warnings.length ? { warnings: gw.warnings } : {}) });
     return gw;
   }
 

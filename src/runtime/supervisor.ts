@@ -18,6 +18,7 @@ import { readYaml } from '../config/yaml-read.js';
 import { parseListen } from '../config/upstream.ts';
 import { describeHealth, describeTls, healthTable, type HealthNode } from '../health/state.ts';
 import { adminListen } from '../config/compile.ts';
+import { parseListen } from '../config/upstream.ts';
 import { ADMIN_TLS } from '../config/ssls.ts';
 import { configHash, sslFilePaths } from '../config/ssl-files.ts';
 import { CERT_FILE_CHANGED, FileWatchers } from '../tls/file-watch.ts';
@@ -146,8 +147,10 @@ export class Host {
     const bound = opts.watchdogMs ?? 10_000;
     host.watchdog = setInterval(() => host.checkBeats(bound), Math.max(50, Math.min(1000, bound / 4)));
     host.watchdog.unref();
+    const listen = (doc as { listen?: unknown }).listen;
+    const listenHost = Array.isArray(listen) ? String((listen[0] as { host?: string } | undefined)?.host ?? '0.0.0.0') : parseListen((listen as string | number | undefined) ?? 9080, '0.0.0.0').host;
     const adminHost = host.admin ? (host.admin.address() as AddressInfo).address : '';
-    log('info', 'turnpike started', { ports: host.servingPorts, admin: host.admin ? `${adminHost}:${host.adminPort}` : null, workers: host.workers, hash: host.hash });
+    log('info', 'turnpike started', { listen: `${listenHost}:${host.port}`, ...(host.servingPorts.length > 1 ? { ports: host.servingPorts } : {}), admin: host.admin ? `${adminHost}:${host.adminPort}` : null, workers: host.workers, hash: host.hash });
     return host;
   }
 

@@ -22,6 +22,8 @@ export class EdgeH2Request extends http2.Http2ServerRequest {
     for (const k in raw) if (k.charCodeAt(0) !== 58 /* : */ && !CONNECTION_SPECIFIC.has(k)) out[k] = raw[k];
     const authority = raw[':authority'];
     if (typeof authority === 'string' && authority !== '') out.host = authority;
+    // A body without a length is framed by DATA frames; towards HTTP/1.1 that is chunked (RFC 9113 §8.2.2), which is how the request path knows a body follows.
+    if (out['content-length'] === undefined && !args[0].endAfterHeaders) out['transfer-encoding'] = 'chunked';
     Object.defineProperty(this, 'headers', { value: out, writable: true, configurable: true, enumerable: true });
   }
 }

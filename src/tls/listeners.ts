@@ -57,6 +57,10 @@ export class Listeners {
 
   private create(spec: ListenerSpec, h: EdgeHandlers): AnyServer {
     const snap = this.current();
+    // requestTimeout 0 (no bound on a whole upload: client_body_timeout bounds the
+    // gaps instead) with headersTimeout set on its own: left unset, Node derives it
+    // from requestTimeout and 0 turns the header bound off. Expired connections
+    // are swept every second instead of every 30 s; apply() sets the config's values.
     const httpOpts = { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 0, connectionsCheckingInterval: 1000 };
     if (!spec.tls) return this.wire(http.createServer(httpOpts, h.request), h);
     const tlsOpts = { ...this.baseOptions(spec, snap), SNICallback: this.sniCallback(spec), handshakeTimeout: snap.limits.headerTimeoutMs };

@@ -5,13 +5,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export interface Pem { cert: string; key: string; certFile: string; keyFile: string }
 
 export interface LeafOptions {
-  /** DNS names (the first is the CN). */
+  /** DNS names or IP addresses (the first is the CN). */
   names: string[];
   kind?: 'rsa' | 'ec';
   /** A certificate whose validity ended a day ago. */
@@ -51,7 +52,7 @@ export class TestCA {
     const newkey = opts.kind === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
     openssl(['req', ...newkey, '-nodes', '-keyout', keyFile, '-out', csr, '-subj', `/CN=${opts.names[0]}`], this.dir);
     writeFileSync(ext, [
-      `subjectAltName=${opts.names.map((n) => `DNS:${n}`).join(',')}`,
+      `subjectAltName=${opts.names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',')}`,
       `extendedKeyUsage=${opts.client ? 'clientAuth' : 'serverAuth'}`,
       'basicConstraints=CA:FALSE',
     ].join('\n') + '\n');
