@@ -18,7 +18,6 @@ import { readYaml } from '../config/yaml-read.js';
 import { parseListen } from '../config/upstream.ts';
 import { describeHealth, describeTls, healthTable, type HealthNode } from '../health/state.ts';
 import { adminListen } from '../config/compile.ts';
-import { parseListen } from '../config/upstream.ts';
 import { ADMIN_TLS } from '../config/ssls.ts';
 import { configHash, sslFilePaths } from '../config/ssl-files.ts';
 import { CERT_FILE_CHANGED, FileWatchers } from '../tls/file-watch.ts';
