@@ -135,6 +135,19 @@ export interface Ctx {
   findCredential<T = unknown>(plugin: string, key: string): Credential<T> | undefined;
   /** Scheme, host, ports and addresses of the client connection (computed when read). */
   readonly downstream: Downstream;
+  /**
+   * Told about each upstream attempt (retries make several): set by a plugin
+   * before the request goes upstream (opentelemetry's client spans). Unset, it costs nothing.
+   */
+  upstreamAttempts?: UpstreamAttempts;
+}
+
+/** Watches one request's upstream attempts; see Ctx.upstreamAttempts. Must not throw. */
+export interface UpstreamAttempts {
+  /** An attempt on node `host`:`port` is about to be sent; `headers` are its request headers (add to them here). */
+  start(host: string, port: number, headers: Record<string, string | string[]>): void;
+  /** That attempt ended: `status` of the response head (0 when none came), `error` when it failed. */
+  end(status: number, error: unknown): void;
 }
 
 export type HandlerResult = Reply | undefined | void;
@@ -220,6 +233,12 @@ export interface PluginApi {
   readonly metrics: Registry;
   /** The consumer `username` of the config being loaded (what auth plugins' anonymous_consumer names), or undefined. */
   consumer(username: string): Consumer | undefined;
+  /**
+   * This plugin's `plugin_metadata` entry (APISIX's plugin-wide settings, also
+   * accepted as `plugin_attr`), checked against `metadataSchema` with its
+   * defaults applied; the schema's defaults alone when the file has none.
+   */
+  readonly metadata?: unknown;
 }
 
 /** A plugin module's default export. `C` is its config as written, `S` what `init` compiles it to. */
@@ -230,6 +249,10 @@ export interface PluginDef<C = any, S = C> {
   priority: number;
   /** JSON schema of the plugin's config, with `$id` equal to the name. */
   schema: Record<string, unknown>;
+  /** The schema of the plugin's `plugin_metadata` entry (without its `id`); absent: the plugin takes none. */
+  metadataSchema?: Record<string, unknown>;
+  /** Called once when the gateway stops, after requests in flight ended: flush and release what the plugin holds. */
+  close?(): Promise<void>;
   /** For auth plugins: the schema of a consumer's credentials for this plugin. */
   consumerSchema?: Record<string, unknown>;
   /** For auth plugins: the lookup key a consumer's credentials define. */

@@ -2,7 +2,7 @@
  * The frozen result of one config load: everything the request path reads.
  * Built by config code, read (never changed) by the server.
  */
-import type { Credential, Handler, Phase } from './plugin.ts';
+import type { Credential, Handler, Phase, PluginDef } from './plugin.ts';
 import type { Balancer } from './balancer.ts';
 import type { Router } from './router.ts';
 import type { SecureVersion } from 'node:tls';
@@ -180,4 +180,6 @@ export interface Snapshot {
    * one, so its balancer state (round-robin position, connection counts) carries over.
    */
   readonly upstreamCache: ReadonlyMap<string, UpstreamEntry>;
+  /** Every plugin the load knew, by name (their close() runs when the gateway stops). */
+  readonly plugins: ReadonlyMap<string, PluginDef>;
 }

@@ -26,8 +26,8 @@ function schemaFields(schema: Record<string, unknown>): Set<string> {
 /** Where a plugin map sits: a global rule, service, consumer or route. */
 export interface Place { where: string; scope: string; at: PathSeg[]; map: PluginMap | undefined; consumer: boolean }
 
-/** What compile needs from a checked document. */
-export interface Checked { doc: GatewayDoc; plugins: Map<string, PluginDef>; places: Place[] }
+/** What compile needs from a checked document; `metadata`: each plugin's plugin_metadata, defaults applied. */
+export interface Checked { doc: GatewayDoc; plugins: Map<string, PluginDef>; places: Place[]; metadata: Map<string, unknown> }
 
 /** The file's own schema never changes: compiled once (~15 ms a load on 2 cores), unlike plugins' schemas, which may. */
 const GATEWAY_SCHEMA = new SchemaSet();
@@ -51,9 +51,10 @@ export async function checkConfig(data: unknown, file: string, issues: IssueList
   const schemaOk = issues.size === 0;
   try {
     const plugins = await checkPlugins(doc, file, issues, opts.pluginImportTimeoutMs);
+    const metadata = checkMetadata(doc, plugins, issues);
     checkReferences(doc, issues);
     checkUpstreamTls(doc, file, issues);
-    return issues.size ? undefined : { doc, plugins, places: placesOf(doc) };
+    return issues.size ? undefined : { doc, plugins, places: placesOf(doc), metadata };
   } catch (err) {
     // The checks assume a schema-valid shape; on a malformed one the schema errors already say why.
     if (schemaOk) throw err;
@@ -106,6 +107,34 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
     }
   }
   return plugins;
+}
+
+/**
+ * `plugin_metadata` entries against their plugin's metadataSchema; a plugin
+ * with a metadataSchema and no entry gets the schema's defaults.
+ */
+function checkMetadata(doc: GatewayDoc, plugins: Map<string, PluginDef>, issues: IssueList): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  const schemas = new SchemaSet();
+  doc.plugin_metadata?.forEach((entry, i) => {
+    const { id, ...fields } = entry;
+    const def = plugins.get(id);
+    const at: PathSeg[] = ['plugin_metadata', i];
+    if (!def) issues.add('GW_ERR_CONFIG_PLUGIN', [...at, 'id'], `unknown plugin "${id}" (known: ${[...plugins.keys()].sort().join(', ')})`);
+    else if (!def.metadataSchema) issues.warn([...at, 'id'], `plugin ${id} takes no plugin_metadata: ignored`, false);
+    else if (out.has(id)) issues.add('GW_ERR_CONFIG_REF', [...at, 'id'], `plugin_metadata for "${id}" is given twice`);
+    else {
+      for (const p of schemas.validate(`metadata:${id}`, def.metadataSchema, fields, at)) issues.add('GW_ERR_CONFIG_PLUGIN', p.path, `plugin_metadata ${id}: ${p.message}`, p.atKey);
+      out.set(id, fields);
+    }
+  });
+  for (const [name, def] of plugins) {
+    if (!def.metadataSchema || out.has(name)) continue;
+    const fields = {};
+    schemas.validate(`metadata:${name}`, def.metadataSchema, fields, []);
+    out.set(name, fields);
+  }
+  return out;
 }
 
 /** Ids unique per kind; every upstream_id and service_id defined; no field given two ways. */

@@ -101,6 +101,7 @@ export async function compileConfig(checked: Checked, file: string, hash: string
     origins,
     functionIds: Object.freeze(functionIds),
     upstreamCache,
+    plugins: checked.plugins,
   });
 }
 
@@ -129,7 +130,7 @@ async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi):
       const def = checked.plugins.get(name) as PluginDef;
       if (place.consumer && def.consumerSchema) continue; // credentials, not a chain member
       try {
-        const state = def.init ? await def.init(conf, { ...api, where: place.where, scope: place.scope }) : conf;
+        const state = def.init ? await def.init(conf, { ...api, where: place.where, scope: place.scope, metadata: checked.metadata.get(name) }) : conf;
         out.set(name, { def, state: deepFreeze(state) });
       } catch (err) {
         for (const line of String((err as Error).message ?? err).split('\n')) issues.add('GW_ERR_CONFIG_PLUGIN', [...place.at, name], `plugin ${name}: ${line}`, true);

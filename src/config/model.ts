@@ -61,6 +61,7 @@ export interface GatewayDoc {
     max_heap_mb: number; max_result_bytes: number; allow_fs_read: string[];
   };
   global_rules?: { id: string | number; plugins: PluginMap }[];
+  plugin_metadata?: ({ id: string } & Record<string, unknown>)[];
   upstreams?: UpstreamDoc[];
   services?: { id: string | number; upstream_id?: string | number; upstream?: UpstreamDoc; plugins?: PluginMap }[];
   routes?: {

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError, publicBody } from '../errors.ts';
 import { log } from '../log.ts';
-import type { Consumer, Credential, Ctx, Downstream, PluginLogger, Reply, RequestRecord, RequestView, ResponseView } from '../plugin.ts';
+import type { Consumer, Credential, Ctx, Downstream, PluginLogger, Reply, RequestRecord, RequestView, ResponseView, UpstreamAttempts } from '../plugin.ts';
 import type { Chain, RouteEntry, Snapshot } from '../snapshot.ts';
 
 function parseQuery(search: string): Record<string, string | string[]> {
@@ -115,6 +115,7 @@ export class RequestCtx implements Ctx {
   bodyLimit = 0;
   /** The gateway's first TLS listener's port (downstream.https_port). */
   httpsPort: number | undefined = undefined;
+  upstreamAttempts?: UpstreamAttempts;
   private logger?: PluginLogger;
 
   readonly snapshot: Snapshot;

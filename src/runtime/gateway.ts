@@ -377,6 +377,8 @@ export class Gateway {
     await new Promise<void>((resolve) => (this.admin?.listening ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
     await this.pools.close();
+    // Plugins flush what they hold (opentelemetry's spans) once no request is left to add to it.
+    await Promise.all([...(this.current?.plugins.values() ?? [])].map((p) => p.close?.().catch((err: unknown) => log('error', 'plugin close failed', { plugin: p.name, error: err }))));
     await this.functions.close();
     await this.parser.close();
     flushLogs();

@@ -16,6 +16,8 @@ import { tlsErrorCode } from './upstream-tls.ts';
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those undici refuses to forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'expect', 'host']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Why an attempt still waiting for a connection slot ended. */
+const CLIENT_GONE = new Error('client went away');
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'EPIPE']);
 
 /** How the caller takes a response body. */
@@ -156,6 +158,7 @@ class Exchange {
     else if (ctx.upstreamHost !== undefined) headers.host = ctx.upstreamHost;
     else if (up.passHost === 'rewrite' && up.upstreamHost) headers.host = up.upstreamHost;
     else if (typeof ctx.request.headers.host === 'string') headers.host = ctx.request.headers.host;
+    ctx.upstreamAttempts?.start(node.host, node.port, headers);
     const attempt = new Attempt(this, node, pools.slots(node, up), this.body !== null && !Buffer.isBuffer(this.body));
     this.gone.current = attempt;
     up.balancer.acquire(node);
@@ -172,6 +175,8 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
   /** Holds one of the node's slots (admitted, not yet settled). */
   holding = false;
   headSeen = false;
+  /** The response head's status (0: none yet), for ctx.upstreamAttempts. */
+  status = 0;
   settled = false;
   mode: BodyMode = 'stream';
   chunks: Buffer[] | undefined;
@@ -203,14 +208,14 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
       x.pools.get(node, up).dispatch({ path: x.path, method: x.method, headers: x.headers, body: x.body, headersTimeout: up.timeout.read, bodyTimeout: up.timeout.read, upgrade: x.upgrade, servername: node.host } as Dispatcher.DispatchOptions, this);
     } catch (err) {
       // dispatch() refuses some requests synchronously (a header value it cannot send, say).
-      if (!this.settled) { this.settle(); x.sink.fail(upstreamError(err, node, up), false); }
+      if (!this.settled) { this.settle(err); x.sink.fail(upstreamError(err, node, up), false); }
     }
   }
 
   /** No slot came within the wait: 503. */
   expired(err: GatewayError): void {
     if (this.settled) return;
-    this.settle();
+    this.settle(err);
     log('warn', 'upstream connections busy, request refused', { route: this.x.ctx.route.id, upstream: this.node.origin, ...this.slots.usage() });
     this.x.sink.fail(err, false);
   }
@@ -219,11 +224,13 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.holding) { this.controller?.abort(new Error('client went away')); return; }
     if (this.settled) return;
     this.slots.cancel(this);
-    this.settle();
+    this.settle(CLIENT_GONE);
   }
 
-  settle(): void {
+  /** The attempt is over (`err`: why it failed); its slot and balancer count are given back. */
+  settle(err?: unknown): void {
     this.settled = true;
+    this.x.ctx.upstreamAttempts?.end(this.status, err);
     if (this.x.gone.current === this) this.x.gone.current = undefined;
     this.x.up.balancer.release(this.node);
     if (this.holding) {
@@ -244,6 +251,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
       return;
     }
     this.headSeen = true;
+    this.status = status;
     x.pools.record(this.node, x.up, status);
     let decision: BodyMode | Promise<BodyMode>;
     try {
@@ -264,6 +272,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
   onRequestUpgrade(_c: Dispatcher.DispatchController, status: number, h: Record<string, string | string[] | undefined>, socket: Duplex): void {
     const { x, node } = this;
     this.headSeen = true;
+    this.status = status;
     x.pools.record(node, x.up, status);
     // The socket left undici's pool: the slot is free again.
     this.settle();
@@ -284,7 +293,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     if (this.settled) return;
-    this.settle();
+    this.settle(err);
     const { x, node } = this;
     if (x.gone.aborted) return; // the client left: nobody to answer
     const code = (err as { code?: string }).code ?? '';
@@ -346,7 +355,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
 
   private abortWith(c: Dispatcher.DispatchController, err: unknown): void {
     if (this.settled) return;
-    this.settle();
+    this.settle(err);
     c.abort(err instanceof Error ? err : new Error(String(err)));
     this.x.sink.fail(err, true);
   }

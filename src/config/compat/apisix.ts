@@ -34,7 +34,6 @@ const IGNORED_SECTIONS = ['deployment', 'apisix', 'nginx_config', 'etcd', 'plugi
 const UNSUPPORTED_SECTIONS: Record<string, string> = {
   stream_routes: 'stream_routes (TCP/UDP proxying) are not supported yet',
   protos: 'protos (gRPC transcoding) are not supported yet',
-  plugin_metadata: 'plugin_metadata is not supported yet',
   secrets: 'secrets (secret managers) are not supported yet: use ${{ENV}} variables',
 };
 const META = ['desc', 'labels', 'create_time', 'update_time'];
@@ -50,6 +49,7 @@ export function positionalId(index: number): string {
 /** Normalises an APISIX-shaped document in place. */
 export function normalizeApisix(doc: Record<string, unknown>): CompatResult {
   const notes = new Notes();
+  const fromAttr = attrToMetadata(doc, notes);
   topLevel(doc, notes);
   for (const kind of NUMBERED) {
     const list = doc[kind];
@@ -79,12 +79,38 @@ export function normalizeApisix(doc: Record<string, unknown>): CompatResult {
     errors: notes.errors,
     warnings: notes.warnings,
     origin(path) {
+      const attr = path[0] === 'plugin_metadata' && typeof path[1] === 'number' ? fromAttr.get(path[1]) : undefined;
+      if (attr !== undefined) return ['plugin_attr', attr, ...path.slice(2)];
       if (path[0] !== 'routes' || typeof path[1] !== 'number') return [...path];
       const i = kept[path[1]] ?? path[1];
       const from = path[2] === 'plugins' && typeof path[3] === 'string' ? merged.get(i)?.get(path[3]) : undefined;
       return from !== undefined ? ['plugin_configs', from, ...path.slice(2)] : ['routes', i, ...path.slice(2)];
     },
   };
+}
+
+/** plugin_attr entries (APISIX's config.yaml) Turnpike reads as the plugin's plugin_metadata. */
+const ATTR_AS_METADATA = ['opentelemetry'];
+
+/**
+ * APISIX before 3.12 read opentelemetry's collector settings from config.yaml's
+ * plugin_attr; later versions from plugin_metadata. Both spellings work here:
+ * plugin_attr.opentelemetry becomes a plugin_metadata entry (one written there wins).
+ */
+function attrToMetadata(doc: Record<string, unknown>, notes: Notes): Map<number, string> {
+  const moved = new Map<number, string>();
+  const attr = doc.plugin_attr;
+  if (!isMap(attr)) return moved;
+  for (const name of ATTR_AS_METADATA) {
+    if (!isMap(attr[name])) continue;
+    const list = Array.isArray(doc.plugin_metadata) ? doc.plugin_metadata : (doc.plugin_metadata = []);
+    if (list.some((m) => isMap(m) && m.id === name)) notes.warn(['plugin_attr', name], `plugin_attr.${name} is ignored: plugin_metadata has an entry for ${name}`, true);
+    else moved.set(list.push({ ...attr[name], id: name }) - 1, name);
+    delete attr[name];
+  }
+  // Emptied by the move: nothing left to warn about.
+  if (moved.size && Object.keys(attr).length === 0) delete doc.plugin_attr;
+  return moved;
 }
 
 function topLevel(doc: Record<string, unknown>, notes: Notes): void {
