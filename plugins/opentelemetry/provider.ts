@@ -15,7 +15,7 @@ import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator, type IdGene
 import type { PluginLogger } from '../../src/plugin.ts';
 import { RouteSampler } from './sampler.ts';
 
-/** plugin_metadata.opentelemetry with its defaults (schemas/opentelemetry-metadata.json). */
+/** plugin_metadata.opentelemetry with its defaults (schemas/opentelemetry.metadata.json). */
 export interface Metadata {
   trace_id_source: 'x-request-id' | 'random';
   resource?: Record<string, string | number | boolean>;
@@ -62,17 +62,18 @@ class IdSource implements IdGenerator {
   }
 }
 
-/** A tracer and what counts its spans; `log` is the last request's logger (drops are reported through it). */
+/** A tracer and what counts its spans. */
 export class Tracing {
   readonly tracer: Tracer;
   readonly ids = new IdSource();
   readonly meta: Metadata;
-  log: PluginLogger | undefined;
   queued = 0;
   readonly maxQueue: number;
   private readonly provider: BasicTracerProvider;
   private lastReport = 0;
-  private unreported = 0;
+  /** Spans lost since the last report, and why the last one was. */
+  unreported = 0;
+  private why = '';
   private closed: Promise<void> | undefined;
 
   constructor(meta: Metadata) {
@@ -100,13 +101,21 @@ export class Tracing {
     totals.created++;
   }
 
-  /** `n` spans lost (`why`): counted, and logged at most once a minute. */
+  /** `n` spans lost (`why`): counted; report() logs them. */
   dropped(n: number, why: string): void {
     totals.dropped += n;
     this.unreported += n;
+    this.why = why;
+  }
+
+  /**
+   * Logs the spans lost since the last report, at most once a minute, through a
+   * traced request's logger (called when unreported > 0; no logger is kept between requests).
+   */
+  report(log: PluginLogger): void {
     const now = Date.now();
-    if (!this.log || now - this.lastReport < 60_000) return;
-    this.log.warn('opentelemetry dropped spans', { dropped: this.unreported, reason: why, total_dropped: totals.dropped });
+    if (now - this.lastReport < 60_000) return;
+    log.warn('opentelemetry dropped spans', { dropped: this.unreported, reason: this.why, total_dropped: totals.dropped });
     this.lastReport = now;
     this.unreported = 0;
   }

@@ -16,6 +16,7 @@ import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
 import { Notes } from './compat/notes.ts';
 import { dropApisixOnlyFields } from './compat/plugins.ts';
+import { closest } from './compat/suggest.ts';
 
 /** The top-level field names a plugin schema defines. */
 function schemaFields(schema: Record<string, unknown>): Set<string> {
@@ -120,7 +121,10 @@ function checkMetadata(doc: GatewayDoc, plugins: Map<string, PluginDef>, issues:
     const { id, ...fields } = entry;
     const def = plugins.get(id);
     const at: PathSeg[] = ['plugin_metadata', i];
-    if (!def) issues.add('GW_ERR_CONFIG_PLUGIN', [...at, 'id'], `unknown plugin "${id}" (known: ${[...plugins.keys()].sort().join(', ')})`);
+    const typo = def ? undefined : closest(id, plugins.keys());
+    // A typo of a Turnpike plugin is an error; another APISIX plugin's settings (error-log-logger…) are only ignored, as before.
+    if (typo) issues.add('GW_ERR_CONFIG_PLUGIN', [...at, 'id'], `unknown plugin "${id}" (did you mean "${typo}"?)`);
+    else if (!def) issues.warn([...at, 'id'], `plugin "${id}" is not a Turnpike plugin: its plugin_metadata is ignored`, false);
     else if (!def.metadataSchema) issues.warn([...at, 'id'], `plugin ${id} takes no plugin_metadata: ignored`, false);
     else if (out.has(id)) issues.add('GW_ERR_CONFIG_REF', [...at, 'id'], `plugin_metadata for "${id}" is given twice`);
     else {

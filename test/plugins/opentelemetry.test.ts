@@ -1,11 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { eventually, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
+import { captureLogs, eventually, refusedPort, request, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.ts';
 import { loadIssues, pluginConfigErrors } from '../helpers/load.ts';
 import { tracingStats } from '../../plugins/opentelemetry/provider.ts';
+import { Host } from '../../src/runtime/supervisor.ts';
+import { loadConfigText } from '../../src/config/load.ts';
+import { FunctionPools } from '../../src/serverless/pool.ts';
 
 /** A span as the OTLP/HTTP JSON receiver decoded it: attributes flattened to values. */
 interface Got { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; status: { code?: number; message?: string }; attrs: Record<string, unknown>; resource: Record<string, unknown> }
@@ -196,7 +201,7 @@ ${route('on', '{ name: always_on }')}${route('off', '{ name: always_off }')}${ro
       const res = await request(gw.port, '/retry');
       assert.equal(res.status, 200);
       const sent = upstreamParent(res.body);
-      const spans = await spansOf(sent.traceId);
+      await spansOf(sent.traceId);
       await settled();
       if (trace(sent.traceId).length === 3) { retried = trace(sent.traceId); parentId = sent.parentId; }
     }
@@ -287,6 +292,7 @@ describe('opentelemetry: collector trouble never holds a request', () => {
 `);
       try {
         const was = tracingStats();
+        const logs = captureLogs();
         const statuses = await Promise.all(Array.from({ length: 60 }, () => request(gw.port, '/r').then((r) => r.status)));
         assert.deepEqual(new Set(statuses), new Set([200]));
         const now = tracingStats();
@@ -296,6 +302,15 @@ describe('opentelemetry: collector trouble never holds a request', () => {
         // 120 spans: what the queue and the export in progress cannot hold is counted as dropped.
         await eventually(() => tracingStats().dropped - was.dropped >= 120 - 8 - 4, 8000);
         if (c.mode !== 'refused') assert.ok(rx.posts >= 1);
+        // The loss is logged (once a minute at most) through a later traced request.
+        assert.equal((await request(gw.port, '/r')).status, 200);
+        logs.restore();
+        const lines = logs.lines.filter((l) => l.msg === 'opentelemetry dropped spans');
+        assert.equal(lines.length, 1);
+        assert.equal(lines[0].level, 'warn');
+        assert.equal(lines[0].route, 'r');
+        assert.ok((lines[0].dropped as number) >= 1);
+        assert.match(String(lines[0].reason), /^(export failed: .+|over max_queue_size \(8\) spans waiting for the collector)$/);
       } finally {
         await gw.close();
         await up.close();
@@ -357,6 +372,34 @@ routes:
     }
   });
 
+  it('with 2 worker threads: the spans of every worker are flushed when the host drains (SIGTERM)', async () => {
+    const rx = await startReceiver();
+    const up = await startUpstream();
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-otel-'));
+    const file = path.join(dir, 'gateway.yaml');
+    await writeFile(file, `listen: 127.0.0.1:0\nadmin: { enabled: false }\n${metadata(`127.0.0.1:${rx.port}`, 'batch_span_processor: { batch_timeout: 600, inactive_timeout: 600, max_export_batch_size: 1000 }')}routes:
+  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { opentelemetry: { sampler: { name: always_on } } } }
+`);
+    const host = await Host.start({ config: file, env: {}, watch: false, workers: 2 });
+    try {
+      const traces = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const res = await request(host.port, '/r');
+        assert.equal(res.status, 200);
+        traces.add(upstreamParent(res.body).traceId);
+      }
+      assert.equal(rx.spans.length, 0);
+      await host.close(2000);
+      assert.deepEqual(new Set(rx.spans.map((s) => s.traceId)), traces);
+      assert.equal(rx.spans.length, 40);
+    } finally {
+      await host.close(0).catch(() => {});
+      await up.close();
+      await rx.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('APISIX\'s plugin_attr spelling, request_headers, set_ngx_var and trace_id_source x-request-id', async () => {
     const rx = await startReceiver();
     const up = await startUpstream();
@@ -397,6 +440,8 @@ routes:
 });
 
 describe('opentelemetry: config', () => {
+  const pools = new FunctionPools();
+  after(() => pools.close());
   const route = 'routes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:80": 1 } }, plugins: { opentelemetry: {} } }\n';
   const cases = [
     { desc: 'sampler name', conf: { sampler: { name: 'sometimes' } }, want: ['routes[0].plugins.opentelemetry.sampler.name: plugin opentelemetry: must be one of: "always_on", "always_off", "trace_id_ratio", "parent_base"'] },
@@ -414,11 +459,17 @@ describe('opentelemetry: config', () => {
   const meta = [
     { desc: 'an address that is no host:port', yaml: 'plugin_metadata:\n  - id: opentelemetry\n    collector: { address: "bad host" }\n', want: /plugin_metadata\[0\]\.collector\.address: plugin_metadata opentelemetry: must match pattern/ },
     { desc: 'an unknown field', yaml: 'plugin_metadata:\n  - id: opentelemetry\n    colector: {}\n', want: /plugin_metadata\[0\]\.colector: plugin_metadata opentelemetry: unknown field "colector" \(did you mean "collector"\?\)/ },
-    { desc: 'an unknown plugin', yaml: 'plugin_metadata:\n  - id: opentelemetri\n', want: /plugin_metadata\[0\]\.id: unknown plugin "opentelemetri"/ },
+    { desc: 'a misspelt plugin', yaml: 'plugin_metadata:\n  - id: opentelemetri\n', want: /plugin_metadata\[0\]\.id: unknown plugin "opentelemetri" \(did you mean "opentelemetry"\?\)/ },
     { desc: 'given twice', yaml: 'plugin_metadata:\n  - id: opentelemetry\n  - id: opentelemetry\n', want: /plugin_metadata\[1\]\.id: plugin_metadata for "opentelemetry" is given twice/ },
     { desc: 'a header value with CR LF', yaml: 'plugin_metadata:\n  - id: opentelemetry\n    collector: { request_headers: { "bad name": x } }\n', want: /"bad name" is not a valid header name/ },
     { desc: 'in plugin_attr: the position there', yaml: 'plugin_attr:\n  opentelemetry:\n    collector: { request_timeout: 0 }\n', want: /^gateway\.yaml:3:35: plugin_attr\.opentelemetry\.collector\.request_timeout: plugin_metadata opentelemetry: must be >= 1/ },
   ];
+  it('plugin_metadata for a plugin Turnpike does not have, or one that takes none, is ignored with a warning', async () => {
+    const res = await loadConfigText(`plugin_metadata:\n  - { id: error-log-logger, host: 127.0.0.1 }\n  - { id: cors, x: 1 }\n${route}`, 'gateway.yaml', { functions: (f) => pools.host(f) });
+    assert.equal(res.ok, true);
+    assert.deepEqual(res.warnings.map((w) => w.message), ['plugin "error-log-logger" is not a Turnpike plugin: its plugin_metadata is ignored', 'plugin cors takes no plugin_metadata: ignored']);
+  });
+
   for (const m of meta) {
     it(`plugin_metadata: ${m.desc} is refused`, async () => {
       const issues = await loadIssues(m.yaml + route);
