@@ -69,10 +69,10 @@ describe('plugin modules', () => {
 
   it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
     const plugins = await builtinPlugins();
-    assert.deepEqual([...plugins.keys()].sort(), ['basic-auth', 'client-control', 'consumer-restriction', 'cors', 'file-logger', 'forward-auth', 'http-logger', 'ip-restriction', 'jwt-auth', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'opa', 'openid-connect', 'post-function', 'pre-function', 'prometheus', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
+    assert.deepEqual([...plugins.keys()].sort(), ['basic-auth', 'client-control', 'consumer-restriction', 'cors', 'file-logger', 'forward-auth', 'http-logger', 'ip-restriction', 'jwt-auth', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'opa', 'openid-connect', 'opentelemetry', 'post-function', 'pre-function', 'prometheus', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);
     for (const [name, p] of plugins) {
       assert.equal(p.schema.$id, name);
-      const props = { ...(p.schema.properties ?? {}), ...(p.consumerSchema?.properties ?? {}) } as Record<string, { description?: string }>;
+      const props = { ...(p.schema.properties ?? {}), ...(p.consumerSchema?.properties ?? {}), ...(p.metadataSchema?.properties ?? {}) } as Record<string, { description?: string }>;
       for (const [k, v] of Object.entries(props)) {
         assert.match(k, /^[a-z][a-z0-9_]*$/, `${name}.${k} is snake_case`);
         assert.ok(v.description, `${name}.${k} has a description`);
