@@ -48,8 +48,8 @@ export const APISIX_PLUGIN_FIELDS: Readonly<Record<string, readonly string[]>> =
 /**
  * APISIX fields that are never dropped with a warning even when Turnpike lacks
  * them: ignoring them would let through what the file means to refuse (more
- * requests per window, other consumers), or they read plugin_metadata, which
- * Turnpike does not have. They stay errors until implemented.
+ * requests per window, other consumers), or they read a plugin_metadata entry
+ * Turnpike's plugin does not take. They stay errors until implemented.
  */
 export const APISIX_FIELDS_TO_HONOUR: Readonly<Record<string, readonly string[]>> = {
   'limit-count': ['rules', 'group'],
