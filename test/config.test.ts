@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
-import { builtinPlugins } from '../src/config/plugins.ts';
 import './helpers/harness.ts';
 
 const pools = new FunctionPools();
@@ -13,7 +12,6 @@ const load = (text: string, env: Record<string, string> = {}) =>
   loadConfigText(text, 'gateway.yaml', { env, functions: (s) => pools.host(s) });
 
 // Every bundled plugin, sorted: the list grows as plugins are added.
-const BUILTINS = [...(await builtinPlugins()).keys()].sort().join(', ');
 const UP = '    upstream: { nodes: { "127.0.0.1:80": 1 } }\n';
 
 const invalid: { desc: string; conf: string; env?: Record<string, string>; want: string }[] = [
@@ -38,7 +36,7 @@ const invalid: { desc: string; conf: string; env?: Record<string, string>; want:
   { desc: 'route with no upstream and nothing to answer', conf: 'routes:\n  - id: a\n    uri: /a\n',
     want: 'gateway.yaml:2:5: routes[0]: route "a" has no upstream (upstream, upstream_id, or a service with one) and no plugin that answers requests itself (mocking, a serverless function)' },
   { desc: 'unknown plugin', conf: `routes:\n  - id: a\n    uri: /a\n    plugins:\n      no-such: {}\n${UP}`,
-    want: `gateway.yaml:5:7: routes[0].plugins.no-such: unknown plugin "no-such" (known: ${BUILTINS})` },
+    want: 'gateway.yaml:5:7: routes[0].plugins.no-such: unknown plugin "no-such": neither Turnpike\'s nor APISIX\'s; a custom plugin is loaded through plugin_paths' },
   { desc: 'plugin schema', conf: 'routes:\n  - id: a\n    uri: /a\n    plugins:\n      mocking: { response_status: "x" }\n',
     want: 'gateway.yaml:5:35: routes[0].plugins.mocking.response_status: plugin mocking: must be of type integer' },
   { desc: 'plugin check()', conf: `routes:\n  - id: a\n    uri: /a\n${UP}    plugins:\n      proxy-rewrite: { uri: /x, regex_uri: ["a", "b"] }\n`,

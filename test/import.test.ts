@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { parse } from 'yaml';
 import { importText } from '../src/config/import/index.ts';
 import { kongPath } from '../src/config/import/kong.ts';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
+import { builtinPlugins } from '../src/config/plugins.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
 import { request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 
@@ -85,7 +87,7 @@ describe('Kong import', () => {
     if (!res.ok) return;
     assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
       '13: route "by-header": it matches on headers, which Turnpike cannot match yet',
-      '15: plugin prometheus: no Turnpike counterpart',
+      '15: plugin prometheus: not available in Turnpike (yet): it maps to prometheus, which this Turnpike does not have',
       '24: plugin pre-function: its functions are Lua: port them to JavaScript (README "Lua → JavaScript")',
       '32: keyauth_credentials[1] of consumer "alice": a Turnpike consumer holds one key-auth credential; the first was kept',
     ]);
@@ -105,7 +107,7 @@ describe('Kong import', () => {
     const text = '_format_version: "3.0"\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/] }]\n    plugins:\n      - name: no-such-kong-plugin\n      - name: request-termination\n        config: { status_code: 418, message: teapot }\n';
     const { res, doc } = await roundTrip(text);
     if (!res.ok) return;
-    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['7: plugin no-such-kong-plugin: no Turnpike counterpart']);
+    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['7: plugin no-such-kong-plugin: not available in Turnpike (yet)']);
     assert.deepEqual(doc.services[0].plugins, { mocking: { response_status: 418, response_example: '{"message":"teapot"}', content_type: 'application/json; charset=utf-8' } });
   });
 
@@ -122,6 +124,132 @@ describe('Kong import', () => {
     assert.deepEqual(await importText('a: "b\n', 'x.yml', functions), { ok: false, message: 'x.yml:2:1: YAML: Missing closing "quote' });
     const { res } = await roundTrip('_format_version: "3.0"\nservices:\n  - name: "../../etc"\n    url: "not a url"\n  - name: ok\n    url: http://127.0.0.1:1\n    routes: [{ paths: ["relative"] }, { paths: [/a], hosts: ["bad host!"] }, 7, null]\n  - 42\nconsumers: [{ username: "a b" , keyauth_credentials: [{ key: k }] }]\nroutes: { not: a-list }\n');
     if (res.ok) assert.deepEqual(res.dropped.map((d) => d.what), ['service "..-..-etc" and its routes', 'route "ok-1" path relative', 'route "ok-1"', 'route "ok-2"']);
+  });
+});
+
+/** A Kong file with one route (line 10 holds its plugin, one line) and what follows it (consumers, top-level credentials). */
+const kongWith = (plugin: string, rest = '', strip = false) => `_format_version: "3.0"
+services:
+  - name: s
+    url: http://127.0.0.1:1
+    routes:
+      - name: r
+        paths: [/r]
+        strip_path: ${strip}
+        plugins:
+          - ${plugin}
+${rest}`;
+
+const HAVE = new Set((await builtinPlugins()).keys());
+const RSA_PUBLIC = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+describe('Kong plugins and their Turnpike counterparts (input → output fragment, exit code, then validate)', () => {
+  const cases: { desc: string; kong: string; want: { plugins?: Record<string, unknown>; consumers?: unknown[]; dropped: string[] } }[] = [
+    { desc: 'jwt → jwt-auth; jwt_secrets (top level and nested) → credentials; the names and claims carried, the extra names listed',
+      kong: kongWith('{ name: jwt, config: { key_claim_name: kid, header_names: [authorization, x-jwt], cookie_names: [token], uri_param_names: [t], claims_to_verify: [exp, nbf], maximum_expiration: 3600 } }',
+        `consumers:\n  - username: alice\n    jwt_secrets: [{ key: alice-iss, secret: s3cret }]\n  - username: bob\njwt_secrets:\n  - consumer: bob\n    key: bob-iss\n    algorithm: RS256\n    rsa_public_key: ${JSON.stringify(RSA_PUBLIC)}\n`),
+      want: {
+        plugins: { 'jwt-auth': { key_claim_name: 'kid', header: 'authorization', query: 't', cookie: 'token', claims_to_verify: ['exp', 'nbf'] } },
+        consumers: [
+          { username: 'alice', plugins: { 'jwt-auth': { key: 'alice-iss', secret: 's3cret', algorithm: 'HS256' } } },
+          { username: 'bob', plugins: { 'jwt-auth': { key: 'bob-iss', algorithm: 'RS256', public_key: RSA_PUBLIC } } },
+        ],
+        dropped: ['10: plugin jwt: header_names: only "authorization" is read: jwt-auth has no equivalent', '10: plugin jwt: maximum_expiration (not carried over): jwt-auth has no equivalent'],
+      } },
+    { desc: 'rate-limiting with several windows: the one a burst reaches first is kept, the others listed (exit 1)',
+      kong: kongWith('{ name: rate-limiting, config: { second: 5, minute: 100, hour: 1000, limit_by: ip, policy: local } }'),
+      want: {
+        plugins: { 'limit-count': { rejected_code: 429, count: 5, time_window: 1, key_type: 'var', key: 'remote_addr' } },
+        dropped: [
+          '10: plugin rate-limiting: minute: 100 (a route holds one limit-count, one window; the second window, which a burst reaches first, was kept): limit-count has no equivalent',
+          '10: plugin rate-limiting: hour: 1000 (a route holds one limit-count, one window; the second window, which a burst reaches first, was kept): limit-count has no equivalent',
+        ],
+      } },
+    { desc: 'rate-limiting: the smaller count binds first even in a longer window',
+      kong: kongWith('{ name: rate-limiting, config: { minute: 600, hour: 500 } }'),
+      want: {
+        plugins: { 'limit-count': { rejected_code: 429, count: 500, time_window: 3600, key_type: 'var', key: 'consumer_name' } },
+        dropped: ['10: plugin rate-limiting: minute: 600 (a route holds one limit-count, one window; the hour window, which a burst reaches first, was kept): limit-count has no equivalent'],
+      } },
+    { desc: 'cors with credentials and no origins: Kong echoes the Origin (**), its method list written out, request headers echoed',
+      kong: kongWith('{ name: cors, config: { credentials: true, max_age: 3600, exposed_headers: [x-total] } }'),
+      want: { plugins: { cors: { allow_origins: '**', allow_methods: 'GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT', allow_headers: '**', expose_headers: 'x-total', allow_credential: true, max_age: 3600 } }, dropped: [] } },
+    { desc: 'cors with listed origins, methods and headers',
+      kong: kongWith('{ name: cors, config: { origins: ["https://a.example", "https://b.example"], methods: [GET, POST], headers: [content-type] } }'),
+      want: { plugins: { cors: { allow_origins: 'https://a.example,https://b.example', allow_methods: 'GET,POST', allow_headers: 'content-type' } }, dropped: [] } },
+    { desc: 'ip-restriction allow/deny → whitelist/blacklist, status and message',
+      kong: kongWith('{ name: ip-restriction, config: { allow: [10.0.0.0/8], status: 404, message: nope } }'),
+      want: { plugins: { 'ip-restriction': { whitelist: ['10.0.0.0/8'], response_code: 404, message: 'nope' } }, dropped: [] } },
+    { desc: 'ip-restriction deny; a status ip-restriction cannot answer is listed',
+      kong: kongWith('{ name: ip-restriction, config: { deny: [192.0.2.1], status: 451 } }'),
+      want: { plugins: { 'ip-restriction': { blacklist: ['192.0.2.1'] } }, dropped: ['10: plugin ip-restriction: status: 451 (ip-restriction answers 403 or 404; 403 is sent): ip-restriction has no equivalent'] } },
+    { desc: 'acl allow groups → consumer-restriction whitelist of the consumers in them (acls nested and top level)',
+      kong: kongWith('{ name: acl, config: { allow: [admins] } }', 'consumers:\n  - username: alice\n    acls: [{ group: admins }]\n  - username: bob\n  - username: carol\nacls:\n  - { consumer: bob, group: admins }\n  - { consumer: carol, group: users }\n'),
+      want: { plugins: { 'consumer-restriction': { rejected_code: 403, whitelist: ['alice', 'bob'] } }, consumers: [{ username: 'alice' }, { username: 'bob' }, { username: 'carol' }], dropped: [] } },
+    { desc: 'acl deny → blacklist',
+      kong: kongWith('{ name: acl, config: { deny: [banned] } }', 'consumers:\n  - username: mallory\n    acls: [{ group: banned }]\n'),
+      want: { plugins: { 'consumer-restriction': { rejected_code: 403, blacklist: ['mallory'] } }, consumers: [{ username: 'mallory' }], dropped: [] } },
+    { desc: 'request-size-limiting → client-control max_body_size in bytes',
+      kong: kongWith('{ name: request-size-limiting, config: { allowed_payload_size: 10, size_unit: kilobytes } }'),
+      want: { plugins: { 'client-control': { max_body_size: 10240 } }, dropped: [] } },
+    { desc: 'key-auth: the first key name as header and query, hide_credentials; key_in_body listed',
+      kong: kongWith('{ name: key-auth, config: { key_names: [x-api-key, apikey], hide_credentials: true, key_in_body: true } }'),
+      want: { plugins: { 'key-auth': { header: 'x-api-key', query: 'x-api-key', hide_credentials: true } },
+        dropped: ['10: plugin key-auth: key_names: only "x-api-key" is read: key-auth has no equivalent', '10: plugin key-auth: key_in_body (not carried over): key-auth has no equivalent'] } },
+    { desc: 'an authentication plugin on a consumer (Kong refuses it) is listed; the consumer keeps its credential',
+      kong: kongWith('{ name: basic-auth, config: { hide_credentials: true } }', 'consumers:\n  - username: alice\n    basicauth_credentials: [{ username: alice, password: pw }]\n    plugins: [{ name: basic-auth }]\n'),
+      want: { plugins: { 'basic-auth': { hide_credentials: true } }, consumers: [{ username: 'alice', plugins: { 'basic-auth': { username: 'alice', password: 'pw' } } }],
+        dropped: ['14: plugin basic-auth of consumer "alice": an authentication plugin cannot be set on a consumer (Kong refuses it too); its credential is kept'] } },
+    { desc: 'proxy-cache is not available: listed',
+      kong: kongWith('{ name: proxy-cache, config: { strategy: memory } }'),
+      want: { dropped: ['10: plugin proxy-cache: not available in Turnpike (yet)'] } },
+    { desc: 'request-transformer: replace.uri and header rules → proxy-rewrite; querystring listed',
+      kong: kongWith('{ name: request-transformer, config: { replace: { uri: /v2/items }, add: { headers: ["x-from:kong"], querystring: ["a:1"] }, remove: { headers: [cookie] } } }'),
+      want: { plugins: { 'proxy-rewrite': { uri: '/v2/items', headers: { set: { 'x-from': 'kong' }, remove: ['cookie'] } } },
+        dropped: ['10: plugin request-transformer: add.querystring (not carried over): proxy-rewrite has no equivalent'] } },
+    { desc: 'request-transformer on a route that strips its path: one proxy-rewrite does both',
+      kong: kongWith('{ name: request-transformer, config: { add: { headers: ["x-from:kong"] } } }', '', true),
+      want: { plugins: { 'proxy-rewrite': { regex_uri: ['^(?:/r)/?(.*)', '/$1'], headers: { set: { 'x-from': 'kong' } } } }, dropped: [] } },
+    { desc: 'response-transformer header rules → response-rewrite',
+      kong: kongWith('{ name: response-transformer, config: { add: { headers: ["x-a:1"] }, append: { headers: ["x-b:2"] }, remove: { headers: [server] } } }'),
+      want: { plugins: { 'response-rewrite': { headers: { set: { 'x-a': '1' }, add: { 'x-b': '2' }, remove: ['server'] } } }, dropped: [] } },
+    { desc: 'correlation-id → request-id',
+      kong: kongWith('{ name: correlation-id, config: { header_name: X-Trace, echo_downstream: true } }'),
+      want: { plugins: { 'request-id': { header_name: 'X-Trace', include_in_response: true } }, dropped: [] } },
+    { desc: 'file-log → file-logger, http-log → http-logger (timeout in seconds)',
+      kong: kongWith('{ name: file-log, config: { path: /tmp/kong.log } }\n          - { name: http-log, config: { http_endpoint: "http://127.0.0.1:1/logs", timeout: 5000 } }'),
+      want: { plugins: { 'file-logger': { path: '/tmp/kong.log' }, 'http-logger': { uri: 'http://127.0.0.1:1/logs', timeout: 5 } }, dropped: [] } },
+    HAVE.has('prometheus')
+      ? { desc: 'prometheus → prometheus', kong: kongWith('{ name: prometheus, config: { status_code_metrics: true } }'), want: { plugins: { prometheus: {} }, dropped: [] } }
+      : { desc: 'prometheus → prometheus (listed while this Turnpike has none)', kong: kongWith('{ name: prometheus, config: { status_code_metrics: true } }'),
+        want: { dropped: ['10: plugin prometheus: not available in Turnpike (yet): it maps to prometheus, which this Turnpike does not have'] } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const { res, doc } = await roundTrip(c.kong);
+      if (!res.ok) return;
+      assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), c.want.dropped);
+      assert.deepEqual(doc.routes[0].plugins, c.want.plugins);
+      if (c.want.consumers) assert.deepEqual(doc.consumers, c.want.consumers);
+    });
+  }
+});
+
+describe('Kong files as decK writes them', () => {
+  it('no _format_version (decK\'s _info) is still Kong; credentials at the top level; unknown top-level keys listed, never "cannot be repaired"', async () => {
+    const text = '_info:\n  select_tags: [team-a]\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/r], plugins: [{ name: key-auth }] }]\nconsumers:\n  - username: alice\nkeyauth_credentials:\n  - { consumer: alice, key: k1 }\n  - { consumer: nobody, key: k2 }\ncertificates: []\n';
+    const { res, doc } = await roundTrip(text);
+    if (!res.ok) return;
+    assert.equal(res.format, 'kong');
+    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['11: keyauth_credentials[1]: its consumer "nobody" is not in the file', '12: certificates: Turnpike has no equivalent yet']);
+    assert.deepEqual(doc.consumers, [{ username: 'alice', plugins: { 'key-auth': { key: 'k1' } } }]);
+  });
+
+  it('an apisix.yaml with a top-level key Turnpike does not know: taken out and listed', async () => {
+    const { res, doc } = await roundTrip('routes:\n  - uri: /a\n    upstream: { nodes: { "127.0.0.1:1": 1 } }\nmy_extension: { a: 1 }\n', 'apisix.yaml');
+    if (!res.ok) return;
+    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['4: my_extension: unknown field "my_extension"']);
+    assert.equal(doc.my_extension, undefined);
   });
 });
 

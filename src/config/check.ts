@@ -15,7 +15,7 @@ import { checkUpstreamTls } from './upstream-tls.ts';
 import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
 import { Notes } from './compat/notes.ts';
-import { dropApisixOnlyFields } from './compat/plugins.ts';
+import { dropApisixOnlyFields, unknownPluginMessage } from './compat/plugins.ts';
 import { closest } from './compat/suggest.ts';
 
 /** The top-level field names a plugin schema defines. */
@@ -87,12 +87,13 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
   const { plugins, problems } = await loadPlugins(paths, path.dirname(path.resolve(file)), importTimeoutMs);
   for (const p of problems) issues.add('GW_ERR_PLUGIN_MODULE', ['plugin_paths', p.index], p.message);
   const schemas = new SchemaSet();
+  const unknown = new Map<string, PathSeg[][]>();
   for (const place of placesOf(doc)) {
     for (const [name, conf] of Object.entries(place.map ?? {})) {
       const at = [...place.at, name];
       const def = plugins.get(name);
       if (!def) {
-        issues.add('GW_ERR_CONFIG_PLUGIN', at, `unknown plugin "${name}" (known: ${[...plugins.keys()].sort().join(', ')})`, true);
+        unknown.set(name, [...(unknown.get(name) ?? []), at]);
         continue;
       }
       const credentials = place.consumer && def.consumerSchema;
@@ -107,6 +108,7 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
       }
     }
   }
+  for (const [name, places] of unknown) issues.add('GW_ERR_CONFIG_PLUGIN', places[0], unknownPluginMessage(name, plugins.keys(), places.length), true);
   return plugins;
 }
 

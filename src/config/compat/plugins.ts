@@ -5,7 +5,8 @@
  * Serverless functions written in Lua are reported here, in the first round.
  */
 import type { PathSeg } from '../source.ts';
-import { APISIX_FIELDS_TO_HONOUR, APISIX_PLUGIN_FIELDS } from './fields.ts';
+import { APISIX_FIELDS_TO_HONOUR, APISIX_PLUGIN_FIELDS, APISIX_PLUGINS } from './fields.ts';
+import { didYouMean } from './suggest.ts';
 import { isMap, type Notes } from './notes.ts';
 
 /** Where the README explains how to port a Lua function. */
@@ -48,6 +49,24 @@ function flatHeaders(conf: Record<string, unknown>): void {
   conf.headers = remove.length ? { set, remove } : { set };
 }
 
+/** The X-Forwarded-* headers forward-auth sends the authorization service itself (plugins/forward-auth.ts). */
+const FORWARD_AUTH_OWN = new Set(['x-forwarded-proto', 'x-forwarded-method', 'x-forwarded-host', 'x-forwarded-uri', 'x-forwarded-for']);
+
+/**
+ * forward-auth `request_headers` naming an X-Forwarded-* header the gateway
+ * sends itself (files copy oauth2-proxy's docs): APISIX would pass the
+ * client's copy, which a client can forge; Turnpike sends its own, read
+ * through trusted_proxies. Taken out of the list with a warning.
+ */
+function gatewayForwardedHeaders(conf: Record<string, unknown>, at: PathSeg[], notes: Notes): void {
+  const list = conf.request_headers;
+  if (!Array.isArray(list)) return;
+  const own = list.filter((h) => typeof h === 'string' && FORWARD_AUTH_OWN.has(h.toLowerCase()));
+  if (!own.length) return;
+  conf.request_headers = list.filter((h) => !own.includes(h));
+  notes.warn([...at, 'request_headers'], `plugin forward-auth: request_headers ${own.map((h) => `"${h}"`).join(', ')}: the gateway sends its own (from the connection and trusted_proxies), never the client's: taken out of the list`, true);
+}
+
 /** Normalises a `plugins:` map in place; `at` is its path in the file. */
 export function normalizePluginMap(map: unknown, at: PathSeg[], notes: Notes): void {
   if (!isMap(map)) return;
@@ -69,6 +88,7 @@ export function normalizePluginMap(map: unknown, at: PathSeg[], notes: Notes): v
     }
     if (conf.disable === false) delete conf.disable;
     if (name === 'proxy-rewrite' || name === 'response-rewrite') flatHeaders(conf);
+    if (name === 'forward-auth') gatewayForwardedHeaders(conf, pat, notes);
     if (FUNCTION_PLUGINS.has(name)) {
       for (const f of functionSources(name, conf, pat)) if (looksLikeLua(f.src)) notes.error(f.at, LUA_HELP);
     }
@@ -89,4 +109,18 @@ export function dropApisixOnlyFields(name: string, conf: unknown, known: Readonl
     notes.warn([...at, k], `plugin ${name}: field "${k}" is APISIX's and Turnpike does not implement it: ignored`, true);
     delete conf[k];
   }
+}
+
+/**
+ * What to say of a plugin name Turnpike has no module for, once per name:
+ * APISIX's plugins are "not available yet", a near miss of a Turnpike plugin
+ * is a typo, anything else is a custom plugin to load through plugin_paths.
+ * `places` is how many plugin maps name it (the message sits at the first).
+ */
+export function unknownPluginMessage(name: string, known: Iterable<string>, places: number): string {
+  const more = places > 1 ? ` (used in ${places} places; said once, at the first)` : '';
+  const typo = didYouMean(name, known);
+  if (APISIX_PLUGINS.has(name) && !typo) return `plugin "${name}" is not available in Turnpike (yet)${more}`;
+  if (typo) return `unknown plugin "${name}"${typo}${more}`;
+  return `unknown plugin "${name}": neither Turnpike's nor APISIX's; a custom plugin is loaded through plugin_paths${more}`;
 }

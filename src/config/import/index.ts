@@ -40,7 +40,7 @@ export async function importText(text: string, file: string, functions: LoadOpti
   const dropped: { path: PathSeg[]; what: string; why: string }[] = [];
   /** Output object → where it was written in the input (for items taken out after validation). */
   const origins = new Map<object, PathSeg[]>();
-  if (input._format_version !== undefined) {
+  if (looksLikeKong(input)) {
     format = 'kong';
     const res = convertKong(input, (n) => known.has(n));
     doc = res.doc;
@@ -78,6 +78,18 @@ export async function importText(text: string, file: string, functions: LoadOpti
   return { ok: true, format, output: `${header}\n${output}`, dropped: lines };
 }
 
+/**
+ * Kong's declarative format: `_format_version`, or a decK file without it
+ * (`_info`, `_workspace`, `_konnect`; services with a url, host or nested
+ * routes; routes with paths), none of which an apisix.yaml has.
+ */
+function looksLikeKong(doc: Record<string, unknown>): boolean {
+  if (['_format_version', '_info', '_workspace', '_konnect'].some((k) => k in doc)) return true;
+  const items = (k: string) => (Array.isArray(doc[k]) ? (doc[k] as unknown[]).filter(isMap) : []);
+  return items('services').some((s) => 'url' in s || 'host' in s || 'routes' in s || 'protocol' in s)
+    || items('routes').some((r) => ('paths' in r || 'service' in r) && !('uri' in r || 'uris' in r));
+}
+
 /** `routes[0].plugins.cors` from a path. */
 function formatWhat(p: readonly PathSeg[]): string {
   return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i ? `.${s}` : s)).join('');
@@ -97,6 +109,13 @@ function prune(doc: Record<string, unknown>, issues: ConfigIssue[], dropped: Dro
   for (const issue of issues) {
     const p = parsePath(issue.path);
     const [kind, index] = p;
+    if (p.length === 1 && typeof kind === 'string' && kind in doc) {
+      // A top-level key the gateway does not know (an APISIX file's own extension): taken out whole.
+      delete doc[kind];
+      dropped.push({ path: [kind], what: kind, why: issue.message });
+      changed = true;
+      continue;
+    }
     const list = typeof kind === 'string' ? doc[kind] : undefined;
     if (!Array.isArray(list) || typeof index !== 'number' || !isMap(list[index])) continue;
     const item = list[index] as Record<string, unknown>;

@@ -40,10 +40,12 @@ function rateLimiting(c: Conf): Mapped {
   const lost: string[] = [];
   const conf: Conf = { rejected_code: 429 };
   if (windows.length) {
-    const [unit, secs] = windows[0];
+    // One limit-count per route (a plugin name appears once in a map): keep the window a burst
+    // hits first, the smallest count (on a tie the longer window, which refuses longer).
+    const [unit, secs] = windows.reduce((a, b) => ((c[b[0]] as number) <= (c[a[0]] as number) ? b : a));
     conf.count = c[unit];
     conf.time_window = secs;
-    for (const [u] of windows.slice(1)) lost.push(`${u}: ${c[u]} (limit-count enforces one window; the ${unit} window was kept)`);
+    for (const [u] of windows) if (u !== unit) lost.push(`${u}: ${c[u]} (a route holds one limit-count, one window; the ${unit} window, which a burst reaches first, was kept)`);
   }
   const by = (c.limit_by as string | undefined) ?? 'consumer';
   if (by === 'ip') { conf.key_type = 'var'; conf.key = 'remote_addr'; }
@@ -76,11 +78,22 @@ function sizeLimit(c: Conf): Mapped {
   return { conf: { max_body_size: Math.round(Number(c.allowed_payload_size ?? 128) * mult) }, lost: leftOver(c, ['allowed_payload_size', 'size_unit', 'require_content_length'], { require_content_length: false }) };
 }
 
+/** Kong's cors `methods` default. */
+const CORS_METHODS = 'GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT';
+
+/**
+ * Kong's cors: no `origins` (or `*`) allows every origin, and with
+ * `credentials` Kong echoes the request's Origin (`**` in APISIX's terms); no
+ * `headers` echoes Access-Control-Request-Headers (`**`). Kong's default
+ * method list is written out, since `*` cannot go with credentials.
+ */
 function cors(c: Conf): Mapped {
   const origins = list(c.origins);
-  const conf: Conf = { allow_origins: origins.length ? origins.join(',') : '*' };
-  if (list(c.methods).length) conf.allow_methods = list(c.methods).join(',');
-  if (list(c.headers).length) conf.allow_headers = list(c.headers).join(',');
+  const any = !origins.length || (origins.length === 1 && origins[0] === '*');
+  const creds = c.credentials === true;
+  const conf: Conf = { allow_origins: any ? (creds ? '**' : '*') : origins.join(',') };
+  conf.allow_methods = list(c.methods).length ? list(c.methods).join(',') : CORS_METHODS;
+  conf.allow_headers = list(c.headers).length ? list(c.headers).join(',') : '**';
   if (list(c.exposed_headers).length) conf.expose_headers = list(c.exposed_headers).join(',');
   if (c.credentials !== undefined) conf.allow_credential = c.credentials;
   if (typeof c.max_age === 'number') conf.max_age = c.max_age;
@@ -97,8 +110,12 @@ function headerMap(v: unknown): Record<string, string> {
   return out;
 }
 
-/** request-transformer / response-transformer: their header rules; body and query rules are lost. */
-function transformer(c: Conf): Mapped {
+/**
+ * request-transformer / response-transformer: their header rules, and
+ * request-transformer's `replace.uri` as proxy-rewrite's `uri`; body and
+ * querystring rules are listed as lost.
+ */
+function transformer(c: Conf, rewritesUri: boolean): Mapped {
   const headers: Conf = {};
   const part = (k: string) => (c[k] && typeof c[k] === 'object' ? c[k] as Conf : {});
   const set = { ...headerMap(part('replace').headers), ...headerMap(part('add').headers) };
@@ -108,27 +125,54 @@ function transformer(c: Conf): Mapped {
   if (Object.keys(add).length) headers.add = add;
   if (remove.length) headers.remove = remove;
   const lost: string[] = [];
+  const uri = part('replace').uri;
   for (const k of ['remove', 'rename', 'replace', 'add', 'append']) {
     for (const [field, v] of Object.entries(part(k))) {
       if (field === 'headers' && k !== 'rename') continue;
+      if (field === 'uri' && k === 'replace' && rewritesUri && typeof v === 'string' && !v.includes('$(')) continue;
       if ((Array.isArray(v) && v.length) || (!Array.isArray(v) && v)) lost.push(`${k}.${field} (not carried over)`);
     }
   }
-  return { conf: { headers }, lost };
+  for (const [k, v] of Object.entries({ ...set, ...add })) if (v.includes('$(')) lost.push(`header ${k}: ${v} (a Lua template; sent as written)`);
+  const conf: Conf = Object.keys(headers).length ? { headers } : {};
+  if (rewritesUri && typeof uri === 'string' && !uri.includes('$(')) conf.uri = uri;
+  if (c.http_method) lost.push(`http_method: ${String(c.http_method)} (not carried over)`);
+  return { conf, lost };
+}
+
+/**
+ * Kong's jwt: the first header, query parameter and cookie name are read
+ * (jwt-auth reads one of each), `key_claim_name` (Kong's default `iss`) and
+ * `claims_to_verify` carried; the rest listed.
+ */
+function jwt(c: Conf): Mapped {
+  const lost: string[] = [];
+  const conf: Conf = { key_claim_name: c.key_claim_name ?? 'iss', header: first(c.header_names) ?? 'authorization', query: first(c.uri_param_names) ?? 'jwt' };
+  if (first(c.cookie_names)) conf.cookie = first(c.cookie_names);
+  for (const k of ['header_names', 'uri_param_names', 'cookie_names']) if (list(c[k]).length > 1) lost.push(`${k}: only "${first(c[k])}" is read`);
+  const claims = list(c.claims_to_verify);
+  if (claims.length) conf.claims_to_verify = claims.filter((x) => x === 'exp' || x === 'nbf');
+  if (c.secret_is_base64 === true) lost.push('secret_is_base64: true (give the decoded secret, or base64_secret on the credential)');
+  lost.push(...leftOver(c, ['key_claim_name', 'header_names', 'uri_param_names', 'cookie_names', 'claims_to_verify', 'secret_is_base64', 'run_on_preflight', 'realm'], { run_on_preflight: true, maximum_expiration: 0 }));
+  return { conf, lost };
+}
+
+/** Kong's opentelemetry: the sampling rate; where spans go is Turnpike's opentelemetry setup, not the route's. */
+function opentelemetry(c: Conf): Mapped {
+  const conf: Conf = {};
+  if (typeof c.sampling_rate === 'number') conf.sampler = { name: 'trace_id_ratio', options: { fraction: c.sampling_rate } };
+  const lost = leftOver(c, ['sampling_rate', 'batch_span_count', 'batch_flush_delay', 'queue', 'connect_timeout', 'send_timeout', 'read_timeout', 'header_type', 'propagation'], { header_type: 'preserve' });
+  return { conf, lost };
 }
 
 export const KONG_PLUGINS: Readonly<Record<string, KongMapping>> = {
   'key-auth': { target: 'key-auth', map: (c) => {
     const name = first(c.key_names) ?? 'apikey';
     return { conf: { header: name, query: name, ...(c.hide_credentials !== undefined ? { hide_credentials: c.hide_credentials } : {}) },
-      lost: [...(list(c.key_names).length > 1 ? [`key_names: only "${name}" is read`] : []), ...leftOver(c, ['key_names', 'hide_credentials', 'key_in_header', 'key_in_query', 'key_in_body', 'run_on_preflight', 'realm'], { key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true })] };
+      lost: [...(list(c.key_names).length > 1 ? [`key_names: only "${name}" is read`] : []), ...leftOver(c, ['key_names', 'hide_credentials', 'run_on_preflight', 'realm'], { key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true })] };
   } },
   'basic-auth': { target: 'basic-auth', map: (c) => ({ conf: c.hide_credentials !== undefined ? { hide_credentials: c.hide_credentials } : {}, lost: leftOver(c, ['hide_credentials', 'realm']) }) },
-  'jwt': { target: 'jwt-auth', map: (c) => {
-    const conf: Conf = { key_claim_name: c.key_claim_name ?? 'iss', header: first(c.header_names) ?? 'authorization', query: first(c.uri_param_names) ?? 'jwt' };
-    if (first(c.cookie_names)) conf.cookie = first(c.cookie_names);
-    return { conf, lost: leftOver(c, ['key_claim_name', 'header_names', 'uri_param_names', 'cookie_names', 'claims_to_verify', 'secret_is_base64', 'run_on_preflight', 'maximum_expiration', 'realm'], { claims_to_verify: ['exp'], secret_is_base64: false, run_on_preflight: true, maximum_expiration: 0 }) };
-  } },
+  'jwt': { target: 'jwt-auth', map: jwt },
   'acl': { target: 'consumer-restriction', map: (c, ctx) => {
     const who = (groups: string[]) => [...new Set(groups.flatMap((g) => ctx.groups.get(g) ?? []))];
     const allow = list(c.allow ?? c.whitelist);
@@ -146,9 +190,11 @@ export const KONG_PLUGINS: Readonly<Record<string, KongMapping>> = {
     const conf: Conf = {};
     if (list(c.allow ?? c.whitelist).length) conf.whitelist = list(c.allow ?? c.whitelist);
     if (list(c.deny ?? c.blacklist).length) conf.blacklist = list(c.deny ?? c.blacklist);
-    if (typeof c.status === 'number') conf.response_code = c.status;
+    const lost: string[] = [];
+    if (c.status === 403 || c.status === 404) conf.response_code = c.status;
+    else if (typeof c.status === 'number') lost.push(`status: ${c.status} (ip-restriction answers 403 or 404; 403 is sent)`);
     if (typeof c.message === 'string') conf.message = c.message;
-    return { conf, lost: leftOver(c, ['allow', 'deny', 'whitelist', 'blacklist', 'status', 'message']) };
+    return { conf, lost: [...lost, ...leftOver(c, ['allow', 'deny', 'whitelist', 'blacklist', 'status', 'message'])] };
   } },
   'file-log': { target: 'file-logger', map: (c) => ({ conf: { path: c.path }, lost: leftOver(c, ['path', 'reopen', 'custom_fields_by_lua'], { reopen: false }) }) },
   'http-log': { target: 'http-logger', map: (c) => ({ conf: { uri: c.http_endpoint, ...(typeof c.timeout === 'number' ? { timeout: Math.max(1, Math.round(c.timeout / 1000)) } : {}) },
@@ -159,6 +205,8 @@ export const KONG_PLUGINS: Readonly<Record<string, KongMapping>> = {
   'request-termination': { target: 'mocking', map: (c) => ({
     conf: { response_status: c.status_code ?? 503, response_example: (c.body as string | undefined) ?? JSON.stringify({ message: c.message ?? 'Service unavailable' }), content_type: c.content_type ?? 'application/json; charset=utf-8' },
     lost: leftOver(c, ['status_code', 'message', 'body', 'content_type', 'echo', 'trigger'], { echo: false }) }) },
-  'request-transformer': { target: 'proxy-rewrite', map: transformer },
-  'response-transformer': { target: 'response-rewrite', map: transformer },
+  'request-transformer': { target: 'proxy-rewrite', map: (c) => transformer(c, true) },
+  'response-transformer': { target: 'response-rewrite', map: (c) => transformer(c, false) },
+  'prometheus': { target: 'prometheus', map: (c) => ({ conf: {}, lost: leftOver(c, ['status_code_metrics', 'latency_metrics', 'bandwidth_metrics', 'upstream_health_metrics', 'ai_metrics'], { per_consumer: false }) }) },
+  'opentelemetry': { target: 'opentelemetry', map: opentelemetry },
 };

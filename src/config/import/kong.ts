@@ -86,25 +86,53 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       if (isMap(a) && typeof a.group === 'string') groups.set(a.group, [...(groups.get(a.group) ?? []), username]);
     }
   });
+  // Credentials may sit in the consumer or at the top level, naming it (`consumer: alice`).
+  const CREDENTIALS = ['keyauth_credentials', 'basicauth_credentials', 'jwt_secrets', 'acls', 'oauth2_credentials', 'hmacauth_credentials', 'mtls_auth_credentials'];
+  const topCreds = new Map<string, { x: Obj; path: PathSeg[] }[]>();
+  for (const f of CREDENTIALS) {
+    (Array.isArray(kong[f]) ? kong[f] as unknown[] : []).forEach((x, k) => {
+      if (!isMap(x)) return;
+      const ref = isMap(x.consumer) ? x.consumer.username ?? x.consumer.id : x.consumer;
+      const c = kConsumers.find((y) => isMap(y) && (y.username === ref || y.id === ref || y.custom_id === ref));
+      if (!isMap(c)) { drop([f, k], `${f}[${k}]`, `its consumer "${String(ref)}" is not in the file`); return; }
+      const key = `${kConsumers.indexOf(c)}|${f}`;
+      topCreds.set(key, [...(topCreds.get(key) ?? []), { x, path: [f, k] }]);
+      if (f === 'acls' && typeof x.group === 'string') {
+        const username = kongId(c.username ?? c.custom_id, `consumer-${kConsumers.indexOf(c) + 1}`);
+        groups.set(x.group, [...(groups.get(x.group) ?? []), username]);
+      }
+    });
+  }
   kConsumers.forEach((c, i) => {
     if (!isMap(c)) return;
     const at: PathSeg[] = ['consumers', i];
     const username = kongId(c.username ?? c.custom_id, `consumer-${i + 1}`);
     const plugins: Obj = {};
+    const items = (field: string) => [
+      ...(Array.isArray(c[field]) ? c[field] as unknown[] : []).map((x, k) => ({ x, path: [...at, field, k] as PathSeg[] })),
+      ...(topCreds.get(`${i}|${field}`) ?? []),
+    ].filter((e): e is { x: Obj; path: PathSeg[] } => isMap(e.x));
     const cred = (field: string, target: string, conv: (x: Obj) => Obj) => {
-      const items = Array.isArray(c[field]) ? c[field] as unknown[] : [];
-      items.forEach((x, k) => {
-        if (!isMap(x)) return;
-        if (!known(target)) drop([...at, field, k], `${field}[${k}] of consumer "${username}"`, `Turnpike has no ${target} plugin yet`);
-        else if (plugins[target]) drop([...at, field, k], `${field}[${k}] of consumer "${username}"`, `a Turnpike consumer holds one ${target} credential; the first was kept`);
+      items(field).forEach(({ x, path }, k) => {
+        const what = `${field}[${k}] of consumer "${username}"`;
+        if (!known(target)) drop(path, what, `Turnpike has no ${target} plugin yet`);
+        else if (plugins[target]) drop(path, what, `a Turnpike consumer holds one ${target} credential; the first was kept`);
         else plugins[target] = conv(x);
       });
     };
     cred('keyauth_credentials', 'key-auth', (x) => ({ key: x.key }));
     cred('basicauth_credentials', 'basic-auth', (x) => ({ username: x.username, password: x.password }));
-    cred('jwt_secrets', 'jwt-auth', (x) => ({ key: x.key, ...(x.secret !== undefined ? { secret: x.secret } : {}), algorithm: x.algorithm ?? 'HS256', ...(x.rsa_public_key ? { public_key: x.rsa_public_key } : {}) }));
-    for (const f of ['oauth2_credentials', 'hmacauth_credentials', 'mtls_auth_credentials']) if (Array.isArray(c[f]) && c[f].length) drop([...at, f], `${f} of consumer "${username}"`, 'Turnpike has no such authentication yet');
-    addPlugins(c.plugins, [...at, 'plugins'], plugins);
+    cred('jwt_secrets', 'jwt-auth', jwtCredential);
+    for (const f of ['oauth2_credentials', 'hmacauth_credentials', 'mtls_auth_credentials']) for (const { path } of items(f)) drop(path, `${f} of consumer "${username}"`, 'Turnpike has no such authentication yet');
+    const own: Obj = {};
+    addPlugins(c.plugins, [...at, 'plugins'], own);
+    for (const [name, conf] of Object.entries(own)) {
+      // Kong refuses authentication plugins on a consumer (no_consumer); the credential is what a consumer holds.
+      if (name in plugins || AUTH_TARGETS.has(name)) {
+        const k = (Array.isArray(c.plugins) ? c.plugins : []).findIndex((p) => isMap(p) && KONG_PLUGINS[String(p.name)]?.target === name);
+        drop([...at, 'plugins', Math.max(0, k)], `plugin ${name} of consumer "${username}"`, 'an authentication plugin cannot be set on a consumer (Kong refuses it too); its credential is kept');
+      } else plugins[name] = conf;
+    }
     const consumer = { username, ...(Object.keys(plugins).length ? { plugins } : {}) };
     origins.set(consumer, at);
     consumers.push(consumer);
@@ -123,11 +151,12 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
         return;
       }
       const m = KONG_PLUGINS[p.name];
-      if (!m) { drop(pat, `plugin ${p.name}`, 'no Turnpike counterpart'); return; }
-      if (!known(m.target)) { drop(pat, `plugin ${p.name}`, `its Turnpike counterpart, ${m.target}, does not exist yet`); return; }
+      if (!m) { drop(pat, `plugin ${p.name}`, 'not available in Turnpike (yet)'); return; }
+      if (!known(m.target)) { drop(pat, `plugin ${p.name}`, `not available in Turnpike (yet): it maps to ${m.target}, which this Turnpike does not have`); return; }
       const { conf, lost } = m.map(config, { groups });
       for (const l of lost) drop([...pat, 'config'], `plugin ${p.name}: ${l}`, `${m.target} has no equivalent`);
-      into[m.target] = conf;
+      // A route's own proxy-rewrite (strip_path) and request-transformer's share one plugin.
+      into[m.target] = m.target === 'proxy-rewrite' && isMap(into[m.target]) ? mergeRewrite(conf, into[m.target] as Obj) : conf;
     });
   }
 
@@ -242,12 +271,69 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
   if (services.length) out.services = services;
   if (routes.length) out.routes = routes;
   if (consumers.length) out.consumers = consumers;
+  inheritRewrites(routes, services, globals);
   for (const k of Object.keys(kong)) {
-    if (!['_format_version', '_transform', '_comment', '_workspace', 'services', 'routes', 'upstreams', 'consumers', 'plugins'].includes(k)) {
+    if ([...CREDENTIALS].includes(k)) continue;
+    if (!['_format_version', '_transform', '_comment', '_workspace', '_info', '_konnect', 'services', 'routes', 'upstreams', 'consumers', 'plugins'].includes(k)) {
       drop([k], `${k}`, 'Turnpike has no equivalent yet');
     }
   }
   return { doc: out, dropped, origins };
+}
+
+/** Turnpike plugins that authenticate: a credential on a consumer, never a consumer's plugin. */
+const AUTH_TARGETS = new Set(['key-auth', 'basic-auth', 'jwt-auth']);
+
+/** A Kong jwt_secret as a jwt-auth credential: `key` (what `iss` names), secret or RSA public key, algorithm. */
+function jwtCredential(x: Obj): Obj {
+  return {
+    key: x.key,
+    ...(x.secret !== undefined && !x.rsa_public_key ? { secret: x.secret } : {}),
+    algorithm: x.algorithm ?? 'HS256',
+    ...(x.rsa_public_key ? { public_key: x.rsa_public_key } : {}),
+  };
+}
+
+/**
+ * Two proxy-rewrite configs as one: `over`'s path rule wins (a replace.uri
+ * over strip_path's regex_uri), header rules are united, `over`'s first.
+ */
+export function mergeRewrite(over: Obj, base: Obj): Obj {
+  const out: Obj = { ...base, ...over };
+  if (over.uri !== undefined) delete out.regex_uri;
+  else if (over.regex_uri !== undefined) delete out.uri;
+  const h = (c: Obj) => (isMap(c.headers) ? c.headers : {}) as Obj;
+  const bh = h(base), oh = h(over);
+  const headers: Obj = {};
+  for (const k of ['set', 'add']) {
+    const m = { ...(isMap(bh[k]) ? bh[k] : {}), ...(isMap(oh[k]) ? oh[k] : {}) };
+    if (Object.keys(m).length) headers[k] = m;
+  }
+  const remove = [...new Set([...(Array.isArray(bh.remove) ? bh.remove : []), ...(Array.isArray(oh.remove) ? oh.remove : [])])];
+  if (remove.length) headers.remove = remove;
+  if (Object.keys(headers).length) out.headers = headers; else delete out.headers;
+  return out;
+}
+
+/**
+ * In Kong every level's request-transformer runs; in Turnpike a route's
+ * proxy-rewrite (its strip_path, say) replaces its service's and the global
+ * one. So a route's rewrite takes in the header rules of the levels above it.
+ */
+function inheritRewrites(routes: Obj[], services: Obj[], globals: Obj): void {
+  for (const r of routes) {
+    const own = isMap(r.plugins) ? r.plugins['proxy-rewrite'] : undefined;
+    if (!isMap(own)) continue;
+    const svc = services.find((s) => s.id === r.service_id);
+    const above = [globals['proxy-rewrite'], isMap(svc?.plugins) ? svc.plugins['proxy-rewrite'] : undefined].filter(isMap);
+    let merged: Obj = own;
+    for (const a of above) {
+      merged = mergeRewrite(merged, { headers: a.headers });
+      // Kong's transformer runs after routing: a replace.uri above beats the route's strip_path.
+      if (a.uri !== undefined && merged.uri === undefined) { merged.uri = a.uri; delete merged.regex_uri; }
+    }
+    (r.plugins as Obj)['proxy-rewrite'] = merged;
+  }
 }
 
 /** Kong timeouts are milliseconds (default 60000); Turnpike's are seconds. */
