@@ -186,6 +186,23 @@ describe('what Turnpike cannot honour is an error, in the first round', () => {
   }
 });
 
+describe('files that are not quite apisix.yaml', () => {
+  it('a mapping used as a key (a helm template\'s {{ … }}) is an error, never an unpositioned process warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const res = await load(`routes:\n  - uri: /a\n${UP}{{ .Values.namespace }}: x\n`);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(res.ok, false);
+      if (!res.ok) assert.deepEqual(res.issues.map((i) => i.message), ['unknown field "{ ? { .Values.namespace } }"']);
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('APISIX forms behave as in APISIX', () => {
   const f = fixture((port) => `
 plugin_configs:

@@ -8,7 +8,8 @@
 import { isAlias, isCollection, isPair, isScalar, parseDocument } from 'yaml';
 
 /** Options for yaml's parseDocument. */
-export const PARSE_OPTIONS = Object.freeze({ prettyErrors: false, uniqueKeys: true, merge: true });
+// logLevel 'error': yaml's warnings (a mapping used as a key) would go to process.emitWarning, unpositioned; the checks report them at their line.
+export const PARSE_OPTIONS = Object.freeze({ prettyErrors: false, uniqueKeys: true, merge: true, logLevel: 'error' });
 
 /**
  * The most values a document may have once every alias is expanded: bounds
