@@ -57,9 +57,11 @@ function rateLimiting(c: Conf): Mapped {
   if (c.policy === 'redis') {
     const r = (c.redis && typeof c.redis === 'object' ? c.redis : {}) as Conf;
     conf.policy = 'redis';
+    // decK writes every field, unset ones as null: null is "not set", never a value.
     conf.redis_host = r.host ?? c.redis_host;
     conf.redis_port = r.port ?? c.redis_port ?? 6379;
-    if ((r.password ?? c.redis_password) !== undefined) conf.redis_password = r.password ?? c.redis_password;
+    const password = r.password ?? c.redis_password;
+    if (password !== undefined && password !== null) conf.redis_password = password;
     conf.redis_database = r.database ?? c.redis_database ?? 0;
   } else if (c.policy === 'cluster') {
     lost.push('policy: cluster (counted per gateway host instead)');

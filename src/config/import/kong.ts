@@ -116,6 +116,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       items(field).forEach(({ x, path }, k) => {
         const what = `${field}[${k}] of consumer "${username}"`;
         if (!known(target)) drop(path, what, `Turnpike has no ${target} plugin yet`);
+        else if (target === 'jwt-auth' && (typeof x.key !== 'string' || !x.key)) drop(path, what, 'it has no key: Kong makes up a random one, which no token can name; give it the iss (key_claim_name) your tokens carry');
         else if (plugins[target]) drop(path, what, `a Turnpike consumer holds one ${target} credential; the first was kept`);
         else plugins[target] = conv(x);
       });
