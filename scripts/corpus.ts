@@ -47,7 +47,7 @@ function unpositioned(stderr: string, name: string): string[] {
 
 /** An error line without the file position and quoted names, to count kinds across files. */
 const kind = (line: string) => line.replace(/^[^:]+:\d+(:\d+)?: /, '').replace(/^[\w.[\]-]+: (?=(plugin|unknown|warning|route|upstream|service|consumer|this))/, '')
-  .replace(/ \(known: [^)]*\)/, '').replace(/\[\d+\]/g, '[]').slice(0, 160);
+  .replace(/ \(known: [^)]*\)/, '').replace(/ \(used in \d+ places[^)]*\)/, '').replace(/\[\d+\]/g, '[]').slice(0, 160);
 
 const tally = { apisix: { total: 0, ok: 0, okWarn: 0, crash: [] as string[] }, kong: { total: 0, exit0: 0, mappable: 0, mappableExit0: 0, crash: [] as string[], invalidOutput: [] as string[] } };
 const kinds = new Map<string, Set<string>>();
