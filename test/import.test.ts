@@ -58,7 +58,7 @@ services:
         paths: [/h]
         headers: { x-version: ["2"] }
     plugins:
-      - name: prometheus
+      - name: opentelemetry
   - name: billing
     host: billing.internal
     port: 8080
@@ -87,7 +87,7 @@ describe('Kong import', () => {
     if (!res.ok) return;
     assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
       '13: route "by-header": it matches on headers, which Turnpike cannot match yet',
-      '15: plugin prometheus: not available in Turnpike (yet): it maps to prometheus, which this Turnpike does not have',
+      '15: plugin opentelemetry: not available in Turnpike (yet): it maps to opentelemetry, which this Turnpike does not have',
       '24: plugin pre-function: its functions are Lua: port them to JavaScript (README "Lua → JavaScript")',
       '32: keyauth_credentials[1] of consumer "alice": a Turnpike consumer holds one key-auth credential; the first was kept',
     ]);
@@ -227,10 +227,14 @@ describe('Kong plugins and their Turnpike counterparts (input → output fragmen
     { desc: 'file-log → file-logger, http-log → http-logger (timeout in seconds)',
       kong: kongWith('{ name: file-log, config: { path: /tmp/kong.log } }\n          - { name: http-log, config: { http_endpoint: "http://127.0.0.1:1/logs", timeout: 5000 } }'),
       want: { plugins: { 'file-logger': { path: '/tmp/kong.log' }, 'http-logger': { uri: 'http://127.0.0.1:1/logs', timeout: 5 } }, dropped: [] } },
-    HAVE.has('prometheus')
-      ? { desc: 'prometheus → prometheus', kong: kongWith('{ name: prometheus, config: { status_code_metrics: true } }'), want: { plugins: { prometheus: {} }, dropped: [] } }
-      : { desc: 'prometheus → prometheus (listed while this Turnpike has none)', kong: kongWith('{ name: prometheus, config: { status_code_metrics: true } }'),
-        want: { dropped: ['10: plugin prometheus: not available in Turnpike (yet): it maps to prometheus, which this Turnpike does not have'] } },
+    { desc: 'prometheus → prometheus (Turnpike exports the metrics Kong\'s flags turn on); per_consumer listed',
+      kong: kongWith('{ name: prometheus, config: { status_code_metrics: true, latency_metrics: true, per_consumer: true } }'),
+      want: { plugins: { prometheus: {} }, dropped: ['10: plugin prometheus: per_consumer (not carried over): prometheus has no equivalent'] } },
+    HAVE.has('opentelemetry')
+      ? { desc: 'opentelemetry → opentelemetry: the sampling rate; the endpoint listed', kong: kongWith('{ name: opentelemetry, config: { endpoint: "http://127.0.0.1:4318/v1/traces", sampling_rate: 0.25 } }'),
+        want: { plugins: { opentelemetry: { sampler: { name: 'trace_id_ratio', options: { fraction: 0.25 } } } }, dropped: ['10: plugin opentelemetry: endpoint (not carried over): opentelemetry has no equivalent'] } }
+      : { desc: 'opentelemetry → opentelemetry (listed while this Turnpike has none)', kong: kongWith('{ name: opentelemetry, config: { endpoint: "http://127.0.0.1:4318/v1/traces", sampling_rate: 0.25 } }'),
+        want: { dropped: ['10: plugin opentelemetry: not available in Turnpike (yet): it maps to opentelemetry, which this Turnpike does not have'] } },
   ];
   for (const c of cases) {
     it(c.desc, async () => {
