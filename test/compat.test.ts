@@ -162,9 +162,9 @@ describe('what Turnpike cannot honour is an error, in the first round', () => {
     { desc: 'matching on vars would let through what the route refuses', conf: `routes:\n  - uri: /a\n    vars: [["arg_x", "==", "1"]]\n${UP}`,
       want: ['apisix.yaml:3:5: routes[0].vars: route field "vars" cannot be honoured: matching on it is not supported yet'] },
     { desc: 'a plugin APISIX has and Turnpike does not, said once however many routes use it; a typo; a custom plugin',
-      conf: `routes:\n  - uri: /a\n    plugins:\n      openid-connect: {}\n      cros: {}\n${UP}  - uri: /b\n    plugins:\n      openid-connect: { client_id: x }\n      my-company-auth: {}\n${UP}  - uri: /c\n    plugins: { openid-connect: {} }\n${UP}`,
+      conf: `routes:\n  - uri: /a\n    plugins:\n      authz-keycloak: {}\n      cros: {}\n${UP}  - uri: /b\n    plugins:\n      authz-keycloak: { client_id: x }\n      my-company-auth: {}\n${UP}  - uri: /c\n    plugins: { authz-keycloak: {} }\n${UP}`,
       want: [
-        'apisix.yaml:4:7: routes[0].plugins.openid-connect: plugin "openid-connect" is not available in Turnpike (yet) (used in 3 places; said once, at the first)',
+        'apisix.yaml:4:7: routes[0].plugins.authz-keycloak: plugin "authz-keycloak" is not available in Turnpike (yet) (used in 3 places; said once, at the first)',
         'apisix.yaml:5:7: routes[0].plugins.cros: unknown plugin "cros" (did you mean "cors"?)',
         'apisix.yaml:10:7: routes[1].plugins.my-company-auth: unknown plugin "my-company-auth": neither Turnpike\'s nor APISIX\'s; a custom plugin is loaded through plugin_paths',
       ] },
