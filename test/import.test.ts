@@ -58,7 +58,7 @@ services:
         paths: [/h]
         headers: { x-version: ["2"] }
     plugins:
-      - name: opentelemetry
+      - name: proxy-cache
   - name: billing
     host: billing.internal
     port: 8080
@@ -87,7 +87,7 @@ describe('Kong import', () => {
     if (!res.ok) return;
     assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
       '13: route "by-header": it matches on headers, which Turnpike cannot match yet',
-      '15: plugin opentelemetry: not available in Turnpike (yet): it maps to opentelemetry, which this Turnpike does not have',
+      '15: plugin proxy-cache: not available in Turnpike (yet)',
       '24: plugin pre-function: its functions are Lua: port them to JavaScript (README "Lua → JavaScript")',
       '32: keyauth_credentials[1] of consumer "alice": a Turnpike consumer holds one key-auth credential; the first was kept',
     ]);
