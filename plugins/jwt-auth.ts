@@ -34,7 +34,36 @@ interface Conf {
   header: string; query: string; cookie: string; hide_credentials: boolean; key_claim_name: string;
   store_in_ctx: boolean; realm: string; claims_to_verify?: ('exp' | 'nbf')[]; anonymous_consumer?: string;
 }
-interface State { header: string; query: string; cookie: string; cookieRe: RegExp; hide: boolean; claim: string; store: boolean; challenge: Record<string, string>; required?: string[]; anonymous?: Consumer }
+interface State { header: string; query: string; cookie: string; cookieRe: RegExp; hide: boolean; claim: string; store: boolean; challenge: Record<string, string>; required?: string[]; anonymous?: Consumer; verified: () => Verified }
+
+/** A token this route verified, until when the verdict holds, and for whom. */
+interface Pass { consumer: Consumer; payload: unknown; until: number }
+type Verified = Map<string, Pass>;
+/** Verified tokens kept per route (one map per load, so a changed credential never meets an old verdict); oldest out first. */
+const VERIFIED_MAX = 4096;
+/** Longer tokens are verified every time rather than kept. */
+const VERIFIED_TOKEN_MAX = 4096;
+/** A verdict is kept this long at most, and never past the token's exp (+ grace). */
+const VERIFIED_MS = 60_000;
+
+/** Keeps `token`'s verdict: a signature check costs ~20× a map lookup, and clients send the same token for minutes. */
+function keep(verified: Verified, token: string, pass: Omit<Pass, 'until'>, exp: unknown, graceS: number): void {
+  if (token.length > VERIFIED_TOKEN_MAX) return;
+  const now = Date.now();
+  const until = typeof exp === 'number' ? Math.min(now + VERIFIED_MS, (exp + graceS) * 1000) : now + VERIFIED_MS;
+  if (until <= now) return;
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+  verified.set(token, { consumer: pass.consumer, payload: deepFreeze(pass.payload), until });
+}
+
+/** The kept payload is handed to every request with this token (store_in_ctx): none may change it for the others. */
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
 interface CredConf { key: string; secret?: string; public_key?: string; algorithm: string; base64_secret: boolean; lifetime_grace_period: number }
 /** A consumer's credentials, compiled at load: the key is imported once, never per request. */
 interface Cred { alg: string; key: CryptoKey; grace: number }
@@ -109,13 +138,17 @@ export default definePlugin<Conf, State>({
   consumerSchema,
   consumerKey: (c: CredConf) => c.key,
   consumerInit: (c: CredConf) => importCredential(c),
-  init: (conf, api) => ({
+  init: (conf, api) => {
+    const verified: Verified = new Map();
+    return {
+    verified: () => verified,
     header: conf.header.toLowerCase(), query: conf.query, cookie: conf.cookie, anonymous: anonymousConsumer(api, conf.anonymous_consumer),
     cookieRe: new RegExp(`(?:^|;)\\s*${escapeRe(conf.cookie)}=([^;]*)`),
     hide: conf.hide_credentials, claim: conf.key_claim_name, store: conf.store_in_ctx,
     challenge: { 'www-authenticate': `Bearer realm="${conf.realm}"` },
     required: conf.claims_to_verify?.length ? conf.claims_to_verify : undefined,
-  }),
+    };
+  },
   phases: {
     rewrite(s, ctx) {
       // No valid token: 401, or on as the anonymous consumer (fetchToken already removed the token when hide_credentials).
@@ -126,6 +159,16 @@ export default definePlugin<Conf, State>({
       };
       const token = fetchToken(s, ctx);
       if (token === undefined) return deny('Missing JWT token in request');
+      const verified = s.verified();
+      const pass = verified.get(token);
+      if (pass !== undefined) {
+        if (pass.until > Date.now()) {
+          if (s.store) ctx.vars.jwt_auth_payload = pass.payload;
+          ctx.consumer = pass.consumer;
+          return undefined;
+        }
+        verified.delete(token);
+      }
       let alg: unknown;
       let user: unknown;
       try {
@@ -148,6 +191,7 @@ export default definePlugin<Conf, State>({
         (res) => {
           if (s.store) ctx.vars.jwt_auth_payload = res.payload;
           ctx.consumer = found.consumer;
+          keep(verified, token, { consumer: found.consumer, payload: res.payload }, res.payload.exp, cred.grace);
           return undefined;
         },
         (err: Error) => {

@@ -387,3 +387,39 @@ describe('turnpike import (the command)', () => {
     assert.match(r.stdout, /^out\.yaml: ok \(2 routes, sha256 [0-9a-f]{12}\)\n$/);
   });
 });
+
+describe('Kong active health checks → checks.active', () => {
+  const kong = (active: string) => `_format_version: "3.0"
+upstreams:
+  - name: pool
+    targets: [{ target: "127.0.0.1:3001" }, { target: "127.0.0.1:3002" }]
+    healthchecks:
+      active: ${active}
+services:
+  - name: s
+    host: pool
+    routes: [{ name: r, paths: [/r] }]
+`;
+  const cases: { desc: string; active: string; want: { active?: unknown; dropped: string[] } }[] = [
+    { desc: 'Kong\'s defaults (both intervals 0): no probing, nothing listed',
+      active: '{ type: http, http_path: /, healthy: { interval: 0 }, unhealthy: { interval: 0 } }',
+      want: { dropped: [] } },
+    { desc: 'http probes: the shared fields carried, headers as req_headers lines',
+      active: '{ type: http, http_path: /health, timeout: 2, concurrency: 4, headers: { x-probe: [a, b] }, healthy: { interval: 5, successes: 2, http_statuses: [200] }, unhealthy: { interval: 3, http_failures: 3, tcp_failures: 2, timeouts: 2, http_statuses: [500, 503] } }',
+      want: { active: { type: 'http', timeout: 2, concurrency: 4, http_path: '/health', req_headers: ['x-probe: a', 'x-probe: b'], healthy: { interval: 5, successes: 2, http_statuses: [200] }, unhealthy: { interval: 3, http_failures: 3, tcp_failures: 2, timeouts: 2, http_statuses: [500, 503] } }, dropped: [] } },
+    { desc: 'one side at 0 probes at the other side\'s interval; https_sni listed',
+      active: '{ type: https, https_verify_certificate: false, https_sni: api.internal, healthy: { interval: 0, successes: 1 }, unhealthy: { interval: 2, tcp_failures: 1 } }',
+      want: { active: { type: 'https', https_verify_certificate: false, healthy: { interval: 2, successes: 1 }, unhealthy: { interval: 2, tcp_failures: 1 } }, dropped: ['6: active health checks https_sni: probes use the node\'s address as SNI'] } },
+    { desc: 'gRPC probes have no equivalent: listed, no checks',
+      active: '{ type: grpc, healthy: { interval: 5 }, unhealthy: { interval: 5 } }',
+      want: { dropped: ['6: active health checks of type grpc: Turnpike probes over http, https or tcp only'] } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const { res, doc } = await roundTrip(kong(c.active));
+      if (!res.ok) return;
+      assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), c.want.dropped);
+      assert.deepEqual(doc.services[0].upstream.checks?.active, c.want.active);
+    });
+  }
+});

@@ -135,6 +135,25 @@ ${indent(pem(ed))}
       }
     });
   }
+
+  // Verified tokens are kept per route for speed: the verdict must end with the token's exp, and a token
+  // kept on one route must not pass on a route whose verification differs.
+  it('a kept verdict ends when the token expires', async () => {
+    const token = await hs({ key: 'alice', exp: now() + 2 });
+    assert.equal((await request(f.gw.port, '/plain', { headers: { authorization: token } })).status, 200);
+    assert.equal((await request(f.gw.port, '/plain', { headers: { authorization: token } })).status, 200);
+    const until = (now() + 3) * 1000;
+    while (Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const res = await request(f.gw.port, '/plain', { headers: { authorization: token } });
+    assert.equal(res.status, 401);
+    assert.deepEqual(JSON.parse(res.body), { message: 'failed to verify jwt' });
+  });
+
+  it('a token kept on one route is judged afresh on another (claims_to_verify differs)', async () => {
+    const token = await hs({ key: 'alice', sub: 'alice' });
+    assert.equal((await request(f.gw.port, '/plain', { headers: { authorization: token } })).status, 200);
+    assert.equal((await request(f.gw.port, '/sub', { headers: { authorization: token } })).status, 401, 'no exp: /sub requires it');
+  });
 });
 
 describe('jwt-auth config errors', () => {

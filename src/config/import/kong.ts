@@ -67,10 +67,8 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
           ...(Array.isArray(passive.http_statuses) ? { http_statuses: passive.http_statuses } : {}),
         } };
       }
-      const active = isMap(u.healthchecks.active) && isMap(u.healthchecks.active.healthy) ? u.healthchecks.active : undefined;
-      if (active && (Number((active.healthy as Obj).interval) > 0 || Number((active.unhealthy as Obj | undefined)?.interval) > 0)) {
-        drop([...at, 'healthchecks', 'active'], 'active health checks', 'not implemented yet');
-      }
+      const active = isMap(u.healthchecks.active) ? kongActiveChecks(u.healthchecks.active, [...at, 'healthchecks', 'active'], drop) : undefined;
+      if (active) up.checks = { ...(up.checks as Obj | undefined), active };
     }
     upstreamNames.add(String(u.name));
     upstreams.push(up);
@@ -414,4 +412,42 @@ export function kongPath(p: string): { uris: string[]; prefix: string; approx: b
   const prefix = literal ? path.replace(/\/+$/, '') : '';
   const uris = anchored ? [path] : [path, `${path.replace(/\/+$/, '')}/*`];
   return { uris, prefix, approx: !literal };
+}
+
+/** Fields Kong's and APISIX's active checks share (both are lua-resty-healthcheck's), by section. */
+const ACTIVE_TOP = ['timeout', 'concurrency', 'http_path', 'https_verify_certificate'] as const;
+const ACTIVE_HEALTHY = ['interval', 'http_statuses', 'successes'] as const;
+const ACTIVE_UNHEALTHY = ['interval', 'http_statuses', 'http_failures', 'tcp_failures', 'timeouts'] as const;
+
+/**
+ * Kong's `healthchecks.active` as Turnpike's `checks.active`, or undefined when
+ * Kong would not probe (both intervals 0, Kong's default). `https_sni` and gRPC
+ * probes have no equivalent: listed. Kong's `headers` ({name: [values]}) become
+ * `req_headers` lines.
+ */
+function kongActiveChecks(a: Obj, at: PathSeg[], drop: (path: PathSeg[], what: string, why: string) => void): Obj | undefined {
+  const healthy = isMap(a.healthy) ? a.healthy : {};
+  const unhealthy = isMap(a.unhealthy) ? a.unhealthy : {};
+  if (!(Number(healthy.interval) > 0) && !(Number(unhealthy.interval) > 0)) return undefined;
+  const type = String(a.type ?? 'http');
+  if (type !== 'http' && type !== 'https' && type !== 'tcp') {
+    drop([...at, 'type'], `active health checks of type ${type}`, 'Turnpike probes over http, https or tcp only');
+    return undefined;
+  }
+  const out: Obj = { type };
+  for (const k of ACTIVE_TOP) if (a[k] !== undefined && a[k] !== null) out[k] = a[k];
+  // Kong's interval 0 stops probing on that side; Turnpike always probes both, so that side takes the other's interval.
+  const other = (from: Obj, to: Obj) => (Number(from.interval) > 0 ? from.interval : to.interval);
+  const pick = (from: Obj, keys: readonly string[], interval: unknown) => {
+    const o: Obj = {};
+    for (const k of keys) if (from[k] !== undefined && from[k] !== null) o[k] = from[k];
+    o.interval = interval;
+    return o;
+  };
+  out.healthy = pick(healthy, ACTIVE_HEALTHY, other(healthy, unhealthy));
+  out.unhealthy = pick(unhealthy, ACTIVE_UNHEALTHY, other(unhealthy, healthy));
+  const headers = isMap(a.headers) ? Object.entries(a.headers).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${name}: ${String(x)}`)) : [];
+  if (headers.length) out.req_headers = headers;
+  if (a.https_sni !== undefined && a.https_sni !== null) drop([...at, 'https_sni'], 'active health checks https_sni', 'probes use the node\'s address as SNI');
+  return out;
 }
