@@ -70,6 +70,7 @@ port.on('message', (m: ToWorker) => {
       if (!init.testHooks) return;
       if (m.hook === 'reject') rejectNext = true;
       else if (m.hook === 'crash') setImmediate(() => { throw new Error(`worker ${init.index} crashed (test hook)`); });
-      else if (m.hook === 'block') setImmediate(() => { for (;;); });
+      // Blocks at once, in this handler: a message queued behind the hook (a metrics request) must find the loop blocked.
+      else if (m.hook === 'block') for (;;);
   }
 });
