@@ -19,7 +19,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import schema from '../schemas/basic-auth.json' with { type: 'json' };
 import consumerSchema from '../schemas/basic-auth.consumer.json' with { type: 'json' };
-import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, unauthenticated, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
 interface Conf { hide_credentials: boolean; realm: string; anonymous_consumer?: string }
 interface State { hide: boolean; missing: Reply; invalid: Reply; denied: Reply; anonymous?: Consumer }
@@ -44,10 +44,7 @@ function parse(h: string): { user: string; password: Buffer } | undefined {
 
 /** No valid credentials: the 401, or on as the anonymous consumer (the header removed when hide_credentials, as APISIX). */
 function refuse(s: State, ctx: Ctx, reply: Reply): Reply | undefined {
-  if (!s.anonymous) return reply;
-  if (s.hide) delete ctx.request.headers.authorization;
-  ctx.consumer = s.anonymous;
-  return undefined;
+  return unauthenticated(ctx, s.anonymous, reply, s.hide ? () => { delete ctx.request.headers.authorization; } : undefined);
 }
 
 export default definePlugin<Conf, State>({

@@ -28,7 +28,7 @@ import { createPublicKey } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, importSPKI, jwtVerify, type CryptoKey } from 'jose';
 import schema from '../schemas/jwt-auth.json' with { type: 'json' };
 import consumerSchema from '../schemas/jwt-auth.consumer.json' with { type: 'json' };
-import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, unauthenticated, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
 interface Conf {
   header: string; query: string; cookie: string; hide_credentials: boolean; key_claim_name: string;
@@ -130,6 +130,11 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** No valid token: 401, or on as the anonymous consumer (fetchToken already removed the token when hide_credentials). */
+function deny(s: State, ctx: Ctx, message: string): Reply | undefined {
+  return unauthenticated(ctx, s.anonymous, { status: 401, headers: s.challenge, body: { message } });
+}
+
 export default definePlugin<Conf, State>({
   name: 'jwt-auth',
   version: '1.0.0',
@@ -151,14 +156,8 @@ export default definePlugin<Conf, State>({
   },
   phases: {
     rewrite(s, ctx) {
-      // No valid token: 401, or on as the anonymous consumer (fetchToken already removed the token when hide_credentials).
-      const deny = (message: string): Reply | undefined => {
-        if (!s.anonymous) return { status: 401, headers: s.challenge, body: { message } };
-        ctx.consumer = s.anonymous;
-        return undefined;
-      };
       const token = fetchToken(s, ctx);
-      if (token === undefined) return deny('Missing JWT token in request');
+      if (token === undefined) return deny(s, ctx, 'Missing JWT token in request');
       const verified = s.verified();
       const pass = verified.get(token);
       if (pass !== undefined) {
@@ -176,15 +175,15 @@ export default definePlugin<Conf, State>({
         user = decodeJwt(token)[s.claim];
       } catch (err) {
         ctx.log.warn('JWT token invalid', { reason: (err as Error).message });
-        return deny('JWT token invalid');
+        return deny(s, ctx, 'JWT token invalid');
       }
-      if (user === undefined || user === null) return deny('missing user key in JWT token');
+      if (user === undefined || user === null) return deny(s, ctx, 'missing user key in JWT token');
       const found = typeof user === 'string' ? ctx.findCredential<Cred>('jwt-auth', user) : undefined;
-      if (!found) return deny('Invalid user key in JWT token');
+      if (!found) return deny(s, ctx, 'Invalid user key in JWT token');
       const cred = found.credential;
       if (alg !== cred.alg) {
         ctx.log.warn(`failed to verify jwt: algorithm mismatch, expected ${cred.alg}`, { consumer: found.consumer.username });
-        return deny('failed to verify jwt');
+        return deny(s, ctx, 'failed to verify jwt');
       }
       // The key is pinned to the consumer's algorithm: `algorithms` refuses any other, `none` included.
       return jwtVerify(token, cred.key, { algorithms: [cred.alg], clockTolerance: cred.grace, requiredClaims: s.required }).then(
@@ -196,7 +195,7 @@ export default definePlugin<Conf, State>({
         },
         (err: Error) => {
           ctx.log.warn(`failed to verify jwt: ${err.message}`, { consumer: found.consumer.username });
-          return deny('failed to verify jwt');
+          return deny(s, ctx, 'failed to verify jwt');
         },
       );
     },

@@ -15,20 +15,17 @@
  * ```
  */
 import schema from '../schemas/key-auth.json' with { type: 'json' };
-import { anonymousConsumer, definePlugin, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
+import { anonymousConsumer, definePlugin, unauthenticated, type Consumer, type Ctx, type Reply } from '../src/plugin.ts';
 
 interface Conf { header: string; query: string; hide_credentials: boolean; realm: string; anonymous_consumer?: string }
 interface State { header: string; query: string; hide: boolean; challenge: Record<string, string>; anonymous?: Consumer }
 
 /** No valid key: 401, or on as the anonymous consumer (the key, valid or not, removed when hide_credentials, as APISIX). */
 function refuse(s: State, ctx: Ctx, message: string): Reply | undefined {
-  if (!s.anonymous) return { status: 401, headers: s.challenge, body: { message } };
-  if (s.hide) {
+  return unauthenticated(ctx, s.anonymous, { status: 401, headers: s.challenge, body: { message } }, s.hide ? () => {
     delete ctx.request.headers[s.header];
     delete ctx.request.query[s.query];
-  }
-  ctx.consumer = s.anonymous;
-  return undefined;
+  } : undefined);
 }
 
 export default definePlugin<Conf, State>({

@@ -295,6 +295,18 @@ export function anonymousConsumer(api: PluginApi, name: string | undefined): Con
   return c;
 }
 
+/**
+ * An auth plugin's answer to missing or bad credentials: `reply` (its 401), or,
+ * when the route names an anonymous consumer, on as that consumer, after
+ * `strip` took out what hide_credentials hides (APISIX 3.x's anonymous_consumer).
+ */
+export function unauthenticated(ctx: Ctx, anonymous: Consumer | undefined, reply: Reply, strip?: () => void): Reply | undefined {
+  if (anonymous === undefined) return reply;
+  strip?.();
+  ctx.consumer = anonymous;
+  return undefined;
+}
+
 /** Typed identity helper: a plugin module's default export. */
 export function definePlugin<C = any, S = C>(def: PluginDef<C, S>): PluginDef<C, S> {
   return def;
