@@ -154,6 +154,12 @@ describe('upstream informational responses', () => {
       s.on('error', () => {});
       s.on('data', async (d) => {
         const path = d.toString().split(' ')[1];
+        if (path === '/continue-forever') {
+          // A hostile upstream: 100 heads, one every few milliseconds, and never a response.
+          const t = setInterval(() => s.write('HTTP/1.1 100 Continue\r\n\r\n'), 5);
+          s.once('close', () => clearInterval(t));
+          return;
+        }
         const script = INFORMATIONAL[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n';
         for (const piece of Array.isArray(script) ? script : [script]) {
           s.write(piece);
@@ -164,9 +170,16 @@ describe('upstream informational responses', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
-    gw = await startGateway(`routes:\n  - { id: up, uri: "/*", upstream: { nodes: { "127.0.0.1:${port}": 1 } } }\n`);
+    gw = await startGateway(`routes:\n  - { id: up, uri: "/*", upstream: { nodes: { "127.0.0.1:${port}": 1 } } }\n`
+      + `  - { id: flood, uri: "/continue-forever", upstream: { nodes: { "127.0.0.1:${port}": 1 }, timeout: { connect: 1, send: 1, read: 1 } } }\n`);
   });
   after(async () => { await gw.close(); await new Promise((r) => upstream.close(r)); });
+
+  it('an upstream that sends 100s forever and no response: 504 at the read timeout, the gateway still serving', async () => {
+    const res = await request(gw.port, '/continue-forever');
+    assert.equal(res.status, 504);
+    assert.equal((await request(gw.port, '/continue')).status, 200);
+  });
 
   it('passes 103 Early Hints on, then the response', async () => {
     const hints: string[] = [];
