@@ -82,7 +82,10 @@ async function ask(s: State, ctx: Ctx): Promise<Reply | undefined> {
     });
   } catch (err) {
     ctx.log.warn('forward-auth: the authorization service failed', { error: callError(err) });
-    return s.degrade ? undefined : s.onError;
+    if (!s.degrade) return s.onError;
+    // Let through without the service's word: nothing a client sent may pass for it.
+    for (const name of s.upstream) delete ctx.request.headers[name];
+    return undefined;
   }
   if (res.statusCode >= 200 && res.statusCode < 300) {
     await res.body.dump({ limit: MAX_DENY_BODY }).catch(() => undefined);

@@ -17,6 +17,21 @@ function parseQuery(search: string): Record<string, string | string[]> {
   return out;
 }
 
+/** True when `now` holds what `before` held: the same keys, each with the same value or values. */
+function sameQuery(now: Record<string, string | string[]>, before: Record<string, string | string[]> | undefined): boolean {
+  if (before === undefined) return false;
+  let n = 0;
+  for (const k in now) {
+    const a = now[k], b = before[k];
+    if (Array.isArray(a)) {
+      if (!Array.isArray(b) || a.length !== b.length) return false;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    } else if (a !== b) return false;
+    n++;
+  }
+  return n === Object.keys(before).length;
+}
+
 /** Request data as plugins see it; the query is parsed only if someone reads it. */
 export class RequestData implements RequestView {
   method: string;
@@ -26,6 +41,8 @@ export class RequestData implements RequestView {
   /** Raw `?a=b` of the incoming URL, used as is unless `query` was touched. */
   readonly search: string;
   private parsedQuery: Record<string, string | string[]> | undefined;
+  /** A copy of the query as first parsed, to tell a read (raw bytes kept) from a change (re-encoded). */
+  private queryAsReceived: Record<string, string | string[]> | undefined;
   private clientIp: string;
   private derivedScheme: 'http' | 'https' | undefined;
   /** The connection and the gateway's trust, for `scheme` (set by RequestCtx; read only if a plugin asks). */
@@ -64,7 +81,13 @@ export class RequestData implements RequestView {
   }
 
   get query(): Record<string, string | string[]> {
-    return (this.parsedQuery ??= parseQuery(this.search));
+    if (this.parsedQuery === undefined) {
+      this.parsedQuery = parseQuery(this.search);
+      const copy: Record<string, string | string[]> = {};
+      for (const k in this.parsedQuery) { const v = this.parsedQuery[k]; copy[k] = Array.isArray(v) ? v.slice() : v; }
+      this.queryAsReceived = copy;
+    }
+    return this.parsedQuery;
   }
   set query(q: Record<string, string | string[]>) {
     this.parsedQuery = q;
@@ -75,9 +98,9 @@ export class RequestData implements RequestView {
     return this.path + this.currentSearch();
   }
 
-  /** `?a=b` as the upstream would receive it now: the raw one unless `query` was touched. */
+  /** `?a=b` as the upstream would receive it now: the raw bytes unless `query` was changed (reading it changes nothing). */
   currentSearch(): string {
-    if (this.parsedQuery === undefined) return this.search;
+    if (this.parsedQuery === undefined || sameQuery(this.parsedQuery, this.queryAsReceived)) return this.search;
     const qs = new URLSearchParams();
     for (const k in this.parsedQuery) {
       const v = this.parsedQuery[k];

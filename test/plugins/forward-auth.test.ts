@@ -40,7 +40,7 @@ describe('forward-auth', () => {
       + route('slow', `{ uri: "${a}/slow", timeout: 300 }`)
       + route('slow-degrade', `{ uri: "${a}/slow", timeout: 300, allow_degradation: true }`)
       + route('down', `{ uri: "http://127.0.0.1:${dead}/auth" }`)
-      + route('down-degrade', `{ uri: "http://127.0.0.1:${dead}/auth", allow_degradation: true }`)
+      + route('down-degrade', `{ uri: "http://127.0.0.1:${dead}/auth", allow_degradation: true, upstream_headers: [X-User-ID] }`)
       + route('down-503', `{ uri: "http://127.0.0.1:${dead}/auth", status_on_error: 503, keepalive: false }`)
       + route('huge-header', `{ uri: "${a}/huge-header" }`)
       + route('big-deny', `{ uri: "${a}/big-deny" }`)
@@ -71,6 +71,7 @@ describe('forward-auth', () => {
     { desc: 'slow service with allow_degradation', path: '/slow-degrade', want: { status: 200 } },
     { desc: 'service down: fail closed', path: '/down', want: { status: 403 } },
     { desc: 'service down with allow_degradation', path: '/down-degrade', want: { status: 200 } },
+    { desc: 'service down with allow_degradation: a client\'s own X-User-ID (an upstream_headers name) does not pass', path: '/down-degrade', headers: { 'x-user-id': 'admin' }, want: { status: 200, forwarded: { 'x-user-id': undefined } } },
     { desc: 'service down with status_on_error', path: '/down-503', want: { status: 503 } },
     { desc: 'service answers a huge header: fail closed', path: '/huge-header', want: { status: 403 } },
     { desc: 'service answers a huge denial body: status kept, body dropped', path: '/big-deny', want: { status: 403, body: '' } },

@@ -25,6 +25,7 @@ consumers:
     { desc: 'the realm as configured', path: '/hidden', want: { status: 401, body: { message: 'Missing API key in request' }, challenge: 'Key realm="orders"' } },
     { desc: 'key from an env var, in the header', path: '/plain', headers: { apikey: 'alice-secret' }, want: { status: 200, forwarded: { apikey: 'alice-secret' } } },
     { desc: 'key in the query', path: '/plain?apikey=bob-key', want: { status: 200, forwarded: { url: '/plain?apikey=bob-key' } } },
+    { desc: 'a key read from the query leaves the query byte for byte (a signed query stays valid)', path: '/plain?apikey=bob-key&sig=a%20b~&flag&x=1&x=2', want: { status: 200, forwarded: { url: '/plain?apikey=bob-key&sig=a%20b~&flag&x=1&x=2' } } },
     { desc: 'custom header, hidden from the upstream', path: '/hidden', headers: { 'x-key': 'bob-key' }, want: { status: 200, forwarded: { 'x-key': undefined } } },
     { desc: 'custom query, hidden from the upstream', path: '/hidden?k=bob-key&x=1', want: { status: 200, forwarded: { url: '/hidden?x=1' } } },
   ];
