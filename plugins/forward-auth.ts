@@ -21,7 +21,7 @@
  */
 import type { Dispatcher } from 'undici';
 import schema from '../schemas/forward-auth.json' with { type: 'json' };
-import { compileTemplate, definePlugin, renderTemplate, type Ctx, type Reply } from '../src/plugin.ts';
+import { compileTemplate, definePlugin, HEADER_FORMATS, renderTemplate, type Ctx, type Reply } from '../src/plugin.ts';
 import { callError, poolFor, readCapped } from './http/pools.ts';
 
 interface Conf {
@@ -42,7 +42,7 @@ const RESERVED = new Set(['host', 'connection', 'content-length', 'transfer-enco
 /** Largest answer body relayed from the service to a refused client. */
 const MAX_DENY_BODY = 1 << 20;
 /** What a header value may hold (RFC 9110 field-value): anything else would let a variable inject a header. */
-const VALID_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const validValue = HEADER_FORMATS['header-value'].test;
 
 const lower = (l: readonly string[]) => Object.freeze(l.map((h) => h.toLowerCase()));
 
@@ -60,7 +60,7 @@ function authHeaders(s: State, ctx: Ctx): Record<string, string | string[]> | un
   if (s.method === 'POST') { const ce = req.headers['content-encoding']; if (ce) h['content-encoding'] = ce; }
   for (const [name, value] of s.extra) {
     const v = value(ctx);
-    if (!VALID_VALUE.test(v)) return undefined;
+    if (!validValue(v)) return undefined;
     h[name] = v;
   }
   for (const name of s.request) { const v = req.headers[name]; if (v !== undefined && h[name] === undefined) h[name] = v; }

@@ -19,7 +19,7 @@
  */
 import type { Dispatcher } from 'undici';
 import schema from '../schemas/opa.json' with { type: 'json' };
-import { definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
+import { definePlugin, HEADER_FORMATS, type Ctx, type Reply } from '../src/plugin.ts';
 import { callError, poolFor, readCapped } from './http/pools.ts';
 import { buildInput, type InputOptions } from './opa/input.ts';
 
@@ -37,8 +37,8 @@ interface State {
 const MAX_ANSWER = 1 << 20;
 const UNAVAILABLE: Reply = Object.freeze({ status: 403 });
 const INVALID: Reply = Object.freeze({ status: 503 });
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const validName = HEADER_FORMATS['header-name'].test;
+const validValue = HEADER_FORMATS['header-value'].test;
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer']);
 
 /** A decision's `headers`, lower-cased, keeping only names and values a header can carry. */
@@ -47,7 +47,7 @@ function decisionHeaders(h: unknown, ctx: Ctx): Record<string, string> {
   if (!h || typeof h !== 'object' || Array.isArray(h)) return out;
   for (const [k, v] of Object.entries(h)) {
     const value = typeof v === 'number' ? String(v) : v;
-    if (TOKEN.test(k) && !FRAMING.has(k.toLowerCase()) && typeof value === 'string' && VALUE.test(value)) out[k.toLowerCase()] = value;
+    if (validName(k) && !FRAMING.has(k.toLowerCase()) && typeof value === 'string' && validValue(value)) out[k.toLowerCase()] = value;
     else ctx.log.warn('opa: a decision header was dropped (not a valid header)', { header: k.slice(0, 64) });
   }
   return out;

@@ -24,7 +24,16 @@ export class BatchProcessor {
   readonly stats: BatchStats = { sent: 0, dropped: 0, failedBatches: 0 };
   private entries: unknown[] = [];
   private firstAt = 0;
+  private lastAt = 0;
+  /** One timer at a time: an entry only moves `lastAt`; when the timer fires it flushes or sets itself for what is left. */
   private timer: NodeJS.Timeout | undefined;
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.entries.length === 0) return;
+    const now = Date.now();
+    if (now >= this.due()) this.flush();
+    else this.arm(now);
+  };
   /** Entries in batches being sent or retried. */
   private inFlight = 0;
   private readonly conf: BatchConf;
@@ -50,10 +59,17 @@ export class BatchProcessor {
     if (this.entries.length === 0) this.firstAt = now;
     this.entries.push(entry);
     if (this.entries.length >= this.conf.batch_max_size) { this.flush(); return; }
-    // Due at the earlier of: inactive_timeout after this entry, buffer_duration after the first.
-    const due = Math.min(now + this.conf.inactive_timeout * 1000, this.firstAt + this.conf.buffer_duration * 1000);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.flush(), Math.max(0, due - now));
+    this.lastAt = now;
+    if (this.timer === undefined) this.arm(now);
+  }
+
+  /** Due at the earlier of: inactive_timeout after the last entry, buffer_duration after the first. */
+  private due(): number {
+    return Math.min(this.lastAt + this.conf.inactive_timeout * 1000, this.firstAt + this.conf.buffer_duration * 1000);
+  }
+
+  private arm(now: number): void {
+    this.timer = setTimeout(this.onTimer, Math.max(0, this.due() - now));
     this.timer.unref();
   }
 
