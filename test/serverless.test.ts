@@ -220,6 +220,41 @@ routes:
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it('a symlink in an allowed directory does not reach outside it; a FIFO or a device is refused at once', async () => {
+    const { mkdtemp, writeFile, rm, mkdir, symlink } = await import('node:fs/promises');
+    const { execFileSync } = await import('node:child_process');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-allowed-'));
+    await mkdir(path.join(dir, 'pub'));
+    await writeFile(path.join(dir, 'pub', 'ok.txt'), 'public');
+    await writeFile(path.join(dir, 'secret.txt'), 'secret');
+    await symlink(path.join(dir, 'secret.txt'), path.join(dir, 'pub', 'leak'));
+    await symlink('/dev/zero', path.join(dir, 'pub', 'zero'));
+    execFileSync('mkfifo', [path.join(dir, 'pub', 'pipe')]);
+    const gw = await startGateway(`serverless: { allow_fs_read: ["${dir}/pub", "/dev/zero"] }
+routes:
+  - id: read
+    uri: /read
+    plugins:
+      pre-function:
+        functions:
+          - ${fn(`return () => {
+  const out = {};
+  for (const f of ['ok.txt', 'leak', 'pipe', 'zero']) {
+    try { out[f] = fs.readFileSync('${dir}/pub/' + f, 'utf8'); } catch (e) { out[f] = e.code; }
+  }
+  return { status: 200, body: out };
+}`, 12)}
+`);
+    try {
+      const res = await request(gw.port, '/read');
+      assert.deepEqual(JSON.parse(res.body), { 'ok.txt': 'public', leak: 'ERR_ACCESS_DENIED', pipe: 'EINVAL', zero: 'EINVAL' });
+    } finally {
+      await gw.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the function pool', () => {

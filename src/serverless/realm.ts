@@ -10,7 +10,7 @@
  * AsyncLocalStorage, and ends when the call answers or is cancelled.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import type { LogLine } from './messages.ts';
@@ -144,18 +144,43 @@ function reason(err: unknown): string {
   return String(e?.cause?.message ?? e?.message ?? err);
 }
 
-/** The one file API: the paths in serverless.allow_fs_read, read whole. */
-function fileReader(allowed: readonly string[]) {
+/** Largest file a function may read through readFileSync. */
+const MAX_FUNCTION_FILE = 16 << 20;
+
+/** `p` with its symlinks resolved, or `p` itself when it does not exist (the read then fails as ENOENT). */
+function real(p: string): string {
+  try { return realpathSync(p); } catch { return p; }
+}
+
+/**
+ * The one file API: the paths in serverless.allow_fs_read, read whole. The
+ * check is on the real path (a symlink inside an allowed directory must not
+ * reach outside it); only regular files up to MAX_FUNCTION_FILE are read, and
+ * the open never waits (a FIFO would block the function's thread).
+ */
+function fileReader(allowedPaths: readonly string[]) {
+  const allowed = allowedPaths.map(real);
+  const denied = (p: string) => Object.assign(new Error(`access to ${p} is not allowed (serverless.allow_fs_read)`), { code: 'ERR_ACCESS_DENIED' });
   return (file: unknown, encoding?: unknown): string | Buffer => {
-    const p = path.resolve(String(file));
-    if (!allowed.some((a) => p === a || p.startsWith(a.endsWith('/') ? a : a + '/'))) {
-      throw Object.assign(new Error(`access to ${p} is not allowed (serverless.allow_fs_read)`), { code: 'ERR_ACCESS_DENIED' });
-    }
+    const asked = path.resolve(String(file));
+    const p = real(asked);
+    if (!allowed.some((a) => p === a || p.startsWith(a.endsWith('/') ? a : a + '/'))) throw denied(asked);
+    let fd: number | undefined;
     try {
-      return encoding === undefined ? readFileSync(p) : readFileSync(p, String(encoding) as BufferEncoding);
+      fd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw Object.assign(new Error(`${asked} is not a regular file`), { code: 'EINVAL' });
+      if (st.size > MAX_FUNCTION_FILE) throw Object.assign(new Error(`${asked} is larger than ${MAX_FUNCTION_FILE} bytes`), { code: 'EFBIG' });
+      const buf = Buffer.alloc(st.size);
+      let len = 0;
+      for (let n = -1; n !== 0 && len < buf.length;) len += n = readSync(fd, buf, len, buf.length - len, len);
+      const out = buf.subarray(0, len);
+      return encoding === undefined ? out : out.toString(String(encoding) as BufferEncoding);
     } catch (err) {
       const e = err as { code?: unknown; message?: unknown };
       throw Object.assign(new Error(String(e.message)), { code: String(e.code) });
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   };
 }
