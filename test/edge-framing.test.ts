@@ -228,3 +228,23 @@ describe('upstream informational responses', () => {
     }
   });
 });
+
+describe('hop-by-hop request headers, with and without plugins', () => {
+  const f = fixture((port) => `routes:
+  - { id: plain, uri: /plain, upstream: { nodes: { "127.0.0.1:${port}": 1 } } }
+  - { id: keyed, uri: /keyed, upstream: { nodes: { "127.0.0.1:${port}": 1 } }, plugins: { key-auth: {} } }
+consumers:
+  - { username: alice, plugins: { key-auth: { key: k1 } } }
+`);
+  for (const path of ['/plain', '/keyed']) {
+    it(`${path}: Expect, Proxy-Authorization and what Connection names stay at the gateway (curl sends Expect on large uploads)`, async () => {
+      const res = await request(f.gw.port, path, {
+        method: 'POST', body: 'hello',
+        headers: { apikey: 'k1', expect: '100-continue', 'proxy-authorization': 'Basic cHJveHk6c2VjcmV0', connection: 'keep-alive, x-hop', 'x-hop': '1', 'x-end': '2' },
+      });
+      assert.equal(res.status, 200, res.body);
+      const seen = JSON.parse(res.body).headers;
+      assert.deepEqual([seen.expect, seen['proxy-authorization'], seen['x-hop'], seen['x-end']], [undefined, undefined, undefined, '2']);
+    });
+  }
+});

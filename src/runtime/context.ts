@@ -12,7 +12,10 @@ function parseQuery(search: string): Record<string, string | string[]> {
   if (search.length <= 1) return out;
   for (const [k, v] of new URLSearchParams(search)) {
     const prev = out[k];
-    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    // push, not spread: a query of thousands of repeated keys must stay linear.
+    if (prev === undefined) out[k] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[k] = [prev, v];
   }
   return out;
 }

@@ -230,8 +230,12 @@ class InFlight {
     let headers: Record<string, string | string[]>;
     if (chain.rewrite.length + chain.access.length + chain.before_proxy.length === 0) headers = stripHopByHop(ctx.request.headers);
     else {
-      // Plugins may have set any name in any case: framing comes from the request as received.
-      headers = cleanHeaders(ctx.request.headers, 'request');
+      // Plugins may have set any name in any case: framing comes from the request as received, and
+      // hop-by-hop headers (Expect, Proxy-Authorization, what the client's Connection names) go as without plugins.
+      const cleaned = cleanHeaders(ctx.request.headers, 'request');
+      const connection = this.req.headers.connection;
+      if (connection !== undefined) cleaned.connection = connection;
+      headers = stripHopByHop(cleaned);
       if (this.contentLength !== undefined) headers['content-length'] = this.contentLength;
     }
     forwardedHeaders(headers, this.req, ctx.request.client_ip, this.sentForwarding);
@@ -337,7 +341,7 @@ class ProxySink implements ResponseSink {
 
   info(status: number, h: OutgoingHttpHeaders): void {
     // Early hints are worth passing on; other 1xx mean nothing to the client.
-    if (status !== 103 || this.res.headersSent || this.ctx.raw.httpVersionMinor === 0) return;
+    if (status !== 103 || this.res.headersSent || (this.ctx.raw.httpVersionMajor === 1 && this.ctx.raw.httpVersionMinor === 0)) return;
     const hints: Record<string, string | string[]> = {};
     for (const k in h) {
       const v = h[k];
