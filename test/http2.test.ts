@@ -179,3 +179,39 @@ routes:
     assert.equal(res.status, 426);
   });
 });
+
+describe('HTTP/2: a stalled upload', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  before(async () => {
+    up = await startUpstream();
+    gw = await startGateway(LISTEN + SSLS + `client_body_timeout: 1
+routes:
+  - { id: up, uri: /up, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } } }
+`);
+  });
+  after(async () => { await gw.close(); await up.close(); });
+
+  it('a stream whose body stops gets 408 at client_body_timeout; the connection serves other streams meanwhile', async () => {
+    const { connect } = await import('node:http2');
+    const session = connect(`https://127.0.0.1:${gw.gw.ports[1]}`, { servername: 'api.test', ca: ca.cert });
+    try {
+      const stalled = new Promise<number>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/up', 'content-length': '10' });
+        s.write('ab');
+        s.on('response', (h) => resolve(Number(h[':status'])));
+        s.on('error', reject);
+      });
+      const other = await new Promise<number>((resolve, reject) => {
+        const s = session.request({ ':path': '/up' });
+        s.on('response', (h) => resolve(Number(h[':status'])));
+        s.on('error', reject);
+        s.resume();
+      });
+      assert.equal(other, 200);
+      assert.equal(await stalled, 408);
+    } finally {
+      session.close();
+    }
+  });
+});

@@ -56,8 +56,8 @@ export function closeIfUnread(res: ServerResponse): void {
  * keep-alive timer it set).
  */
 export function watchBody(req: IncomingMessage, res: ServerResponse, ms: number, onStall: () => void): void {
-  const socket = req.socket;
-  socket.setTimeout(ms);
-  req.once('end', () => { if (!res.writableFinished) socket.setTimeout(0); });
+  // The request's own timer: on HTTP/1.1 it is the socket's, on HTTP/2 the stream's (the session is shared).
+  req.setTimeout(ms);
+  req.once('end', () => { if (!res.writableFinished) req.setTimeout(0); });
   req.once('timeout', () => { if (!req.complete) onStall(); });
 }
