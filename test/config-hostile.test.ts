@@ -1,6 +1,7 @@
 /** Hostile or careless gateway.yaml text: whatever it holds, loading gives a snapshot or positioned issues, never a throw. */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -100,9 +101,21 @@ describe('size limit', () => {
     }
   });
 
-  it('refuses a file that is not a regular file (a FIFO would block the read)', async () => {
+  it('refuses a file that is not a regular file (a device would never end)', async () => {
     const res = await loadConfigFile('/dev/zero', opts());
     assert.equal(text(res), '/dev/zero:0:0: is not a regular file');
+  });
+
+  it('refuses a FIFO nobody writes to, at once (opening one used to wait for ever)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-fifo-'));
+    try {
+      const fifo = path.join(dir, 'gateway.yaml');
+      execFileSync('mkfifo', [fifo]);
+      const res = await loadConfigFile(fifo, opts());
+      assert.equal(text(res), `${fifo}:0:0: is not a regular file`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -4,6 +4,7 @@
  * three stages: parse (parse.ts), check (check.ts), compile (compile.ts).
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { formatIssue, type ConfigIssue } from '../errors.ts';
@@ -86,7 +87,8 @@ export async function readConfigText(file: string, maxBytes = DEFAULT_MAX_CONFIG
   const issue = (message: string, line = 0): { issue: ConfigIssue } => ({ issue: { code: 'GW_ERR_CONFIG_READ', file, line, col: line, path: '', message } });
   let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    fh = await open(file, 'r');
+    // O_NONBLOCK: opening a FIFO nobody writes to would wait for ever (and hold a libuv thread); the stat below refuses it.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = await fh.stat();
     if (st.isDirectory()) return issue('is a directory');
     // A FIFO or device would block the read or never end.
