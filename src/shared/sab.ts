@@ -54,7 +54,7 @@ function lock(i32: Int32Array, idx: number): void {
   if (c !== 2) c = Atomics.exchange(i32, idx, 2);
   while (c !== 0) {
     Atomics.wait(i32, idx, 2, 1);
-    if (performance.now() > deadline) { Atomics.store(i32, idx, 2); takeovers++; return; }
+    if (performance.now() > deadline) { Atomics.store(i32, idx, 2); return; }
     c = Atomics.exchange(i32, idx, 2);
   }
 }
@@ -63,9 +63,6 @@ function unlock(i32: Int32Array, idx: number): void {
   if (Atomics.exchange(i32, idx, 0) === 2) Atomics.notify(i32, idx, 1);
 }
 
-let takeovers = 0;
-/** How many locks this thread took over from a holder that kept them past the bound. */
-export function lockTakeovers(): number { return takeovers; }
 
 /** A key encoded once per call into a per-thread scratch block: no allocation for short keys. */
 class KeyScratch {

@@ -83,6 +83,3 @@ export function normalizeSni(name: string): string {
   const n = name.toLowerCase();
   return n.endsWith('.') ? n.slice(0, -1) : n;
 }
-
-/** An empty table: no TLS listener, or no entries. */
-export const NO_SSLS = new SniTable([]);
