@@ -30,56 +30,96 @@
  * down or slower than redis_timeout, 500 `{"error_msg":"failed to limit count"}`
  * as APISIX, or the request goes through with allow_degradation.
  *
+ * Several limits on one route (APISIX 3.x `rules`, e.g. Kong's per-minute and
+ * per-hour limits): each rule counts on its own key and window, and the first
+ * one exhausted rejects; each sends X-<header_prefix>-RateLimit-* headers.
+ *
+ * ```yaml
+ *       limit-count:
+ *         rules:
+ *           - { count: 10, time_window: 60, key: "$remote_addr", header_prefix: minute }
+ *           - { count: 500, time_window: 3600, key: "$remote_addr hour", header_prefix: hour }
+ * ```
+ *
  * Differences from APISIX, on purpose: a key naming a variable Turnpike does not
  * know is refused at load (APISIX silently counts everyone under the client
- * address); a rejected request is not added to the Redis counter; count and
- * time_window are integers (APISIX's `$var` forms, `rules`, sliding windows and
+ * address), and so is a rule key with no variable (APISIX would never apply
+ * it); a rejected request is not added to the Redis counter; count and
+ * time_window are integers (APISIX's `$var` forms, sliding windows and
  * sync_interval are not implemented and refused by the schema).
  */
 import schema from '../schemas/limit-count.json' with { type: 'json' };
 import { definePlugin, type Ctx, type Reply } from '../src/plugin.ts';
-import { localCounter, redisCounter, type Counter, type Outcome } from './limit-count/counters.ts';
+import type { Outcome } from './limit-count/counters.ts';
 import { groupProblem } from './limit-count/group.ts';
-import { compileKey, counterKey, keyProblem, namespaceOf, type KeyFn, type KeyType } from './limit/key.ts';
-import { redisProblem, redisStore, type RedisConf } from './limit/redis.ts';
-import { isThenable, rejection, storeFailed, type RejectConf } from './limit/reply.ts';
+import { compileRules, rulesProblem, type LimitsConf, type Rule } from './limit-count/rules.ts';
+import { counterKey, keyProblem, namespaceOf } from './limit/key.ts';
+import { redisProblem } from './limit/redis.ts';
+import { isThenable, logThrottled, rejection, storeFailed, type RejectConf } from './limit/reply.ts';
 
-interface Conf extends RejectConf, RedisConf {
-  count: number;
-  time_window: number;
-  key: string;
-  key_type: KeyType;
-  group?: string;
+interface Conf extends RejectConf, LimitsConf {
   show_limit_quota_header: boolean;
 }
 
 interface State {
   conf: Conf;
-  limit: string;
-  namespace: string;
-  key: KeyFn;
-  count: Counter;
+  rules: readonly Rule[];
+  /** `rules` was given: a request no rule applies to is refused (APISIX: 500). */
+  ruled: boolean;
   rejected: Readonly<Reply>;
 }
 
-/** The quota a request saw, for header_filter: per request, out of reach of other plugins. */
-const quota = new WeakMap<Ctx, Outcome>();
+/** What each rule counted for a request (by rule position), for header_filter: per request, out of reach of other plugins. */
+const quota = new WeakMap<Ctx, (Outcome | undefined)[]>();
 
-function headers(s: State, o: Outcome): Record<string, string> {
-  return {
-    'x-ratelimit-limit': s.limit,
-    'x-ratelimit-remaining': String(Math.max(o.remaining, 0)),
-    'x-ratelimit-reset': String(Math.max(Math.ceil(o.resetMs / 1000), 0)),
-  };
+const NO_RULE: Readonly<Reply> = Object.freeze({ status: 500 });
+
+function putHeaders(into: Record<string, string>, r: Rule, o: Outcome): void {
+  into[r.names[0]] = r.limit;
+  into[r.names[1]] = String(Math.max(o.remaining, 0));
+  into[r.names[2]] = String(Math.max(Math.ceil(o.resetMs / 1000), 0));
 }
 
-function decide(s: State, ctx: Ctx, o: Outcome): Reply | undefined {
-  if (o.remaining < 0) {
-    if (!s.conf.show_limit_quota_header) return s.rejected;
-    return { status: s.rejected.status, body: s.rejected.body, headers: headers(s, o) };
+/** The rejection by rule `at`, with the quota of the rules counted before it (APISIX had already set theirs). */
+function reject(s: State, at: number, o: Outcome, seen: (Outcome | undefined)[] | undefined): Reply {
+  if (!s.conf.show_limit_quota_header) return s.rejected;
+  const headers: Record<string, string> = {};
+  seen?.forEach((p, i) => { if (p) putHeaders(headers, s.rules[i], p); });
+  putHeaders(headers, s.rules[at], o);
+  return { status: s.rejected.status, body: s.rejected.body, headers };
+}
+
+/** Counts the request against rules from `i` on; sync while the counters are (local), a promise once one is not. */
+function run(s: State, ctx: Ctx, i: number, seen: (Outcome | undefined)[] | undefined): Reply | undefined | Promise<Reply | undefined> {
+  for (; i < s.rules.length; i++) {
+    const r = s.rules[i];
+    const k = r.key(ctx);
+    if (k === undefined) continue;
+    let o: Outcome | Promise<Outcome>;
+    try {
+      o = r.count(counterKey(r.namespace, k));
+    } catch (err) {
+      return storeFailed(s.conf, ctx, 'count', err);
+    }
+    if (isThenable(o)) {
+      const at = i;
+      return o.then((v) => counted(s, ctx, at, seen, v), (err) => storeFailed(s.conf, ctx, 'count', err));
+    }
+    if (o.remaining < 0) return reject(s, i, o, seen);
+    (seen ??= [])[i] = o;
   }
-  if (s.conf.show_limit_quota_header) quota.set(ctx, o);
+  if (!seen && s.ruled) {
+    logThrottled(ctx, 'count:no rule', 'limit-count: no rule applies to the request (every rule key is unset)', { allow_degradation: s.conf.allow_degradation });
+    return s.conf.allow_degradation ? undefined : NO_RULE;
+  }
+  if (seen && s.conf.show_limit_quota_header) quota.set(ctx, seen);
   return undefined;
+}
+
+function counted(s: State, ctx: Ctx, i: number, seen: (Outcome | undefined)[] | undefined, o: Outcome): Reply | undefined | Promise<Reply | undefined> {
+  if (o.remaining < 0) return reject(s, i, o, seen);
+  (seen ??= [])[i] = o;
+  return run(s, ctx, i + 1, seen);
 }
 
 export default definePlugin<Conf, State>({
@@ -87,37 +127,23 @@ export default definePlugin<Conf, State>({
   version: '0.5',
   priority: 1002,
   schema,
-  check: (conf) => keyProblem(conf.key_type, conf.key) ?? redisProblem(conf),
+  check: (conf) => rulesProblem(conf) ?? (conf.rules ? undefined : keyProblem(conf.key_type, conf.key)) ?? redisProblem(conf),
   init(conf, api) {
     if (conf.group !== undefined) {
       const problem = groupProblem(api.load, conf.group, conf, api.where);
       if (problem) throw new Error(problem);
     }
-    const windowMs = conf.time_window * 1000;
-    return {
-      conf,
-      limit: String(conf.count),
-      namespace: conf.group !== undefined ? `limit-count:group:${conf.group}` : namespaceOf('limit-count', api.scope, conf),
-      key: compileKey(conf.key_type, conf.key),
-      count: conf.policy === 'local' ? localCounter(api.shared, conf.count, windowMs) : redisCounter(redisStore(conf), conf.count, windowMs),
-      rejected: rejection(conf),
-    };
+    const namespace = conf.group !== undefined ? `limit-count:group:${conf.group}` : namespaceOf('limit-count', api.scope, conf);
+    return { conf, rules: compileRules(conf, namespace, api.shared), ruled: conf.rules !== undefined, rejected: rejection(conf) };
   },
   activePhases: (s) => (s.conf.show_limit_quota_header ? ['access', 'header_filter'] : ['access']),
   phases: {
-    access(s, ctx) {
-      let o: Outcome | Promise<Outcome>;
-      try {
-        o = s.count(counterKey(s.namespace, s.key(ctx)));
-      } catch (err) {
-        return storeFailed(s.conf, ctx, 'count', err);
-      }
-      if (!isThenable(o)) return decide(s, ctx, o);
-      return o.then((v) => decide(s, ctx, v), (err) => storeFailed(s.conf, ctx, 'count', err));
-    },
+    access: (s, ctx) => run(s, ctx, 0, undefined),
     header_filter(s, ctx) {
-      const o = quota.get(ctx);
-      if (o && ctx.response) Object.assign(ctx.response.headers, headers(s, o));
+      const seen = quota.get(ctx);
+      if (!seen || !ctx.response) return;
+      const h = ctx.response.headers as Record<string, string>;
+      seen.forEach((o, i) => { if (o) putHeaders(h, s.rules[i], o); });
     },
   },
 });

@@ -172,8 +172,8 @@ describe('what Turnpike cannot honour is an error, in the first round', () => {
       want: ['apisix.yaml:3:23: routes[0].plugin_config_id: plugin_config "9" is not defined in plugin_configs'] },
     { desc: 'a field nobody knows gets a suggestion', conf: `routes:\n  - uri: /a\n    plugins:\n      key-auth: { headr: apikey }\n${UP}`,
       want: ['apisix.yaml:4:19: routes[0].plugins.key-auth.headr: plugin key-auth: unknown field "headr" (did you mean "header"?)'] },
-    { desc: 'an APISIX field whose absence would let more through stays an error', conf: `routes:\n  - uri: /a\n    plugins:\n      limit-count: { count: 1, time_window: 60, rules: [] }\n${UP}`,
-      want: ['apisix.yaml:4:49: routes[0].plugins.limit-count.rules: plugin limit-count: unknown field "rules"'] },
+    { desc: 'an APISIX field whose absence would let more through stays an error', conf: `routes:\n  - uri: /a\n    plugins:\n      limit-conn: { conn: 1, burst: 0, default_conn_delay: 0.1, key: remote_addr, rules: [] }\n${UP}`,
+      want: ['apisix.yaml:4:83: routes[0].plugins.limit-conn.rules: plugin limit-conn: unknown field "rules"'] },
     { desc: 'an error in a plugin_config points at the plugin_config', conf: `plugin_configs:\n  - plugins:\n      mocking: { response_status: x }\nroutes:\n  - uri: /a\n    plugin_config_id: arr_1\n${UP}`,
       want: ['apisix.yaml:3:35: plugin_configs[0].plugins.mocking.response_status: plugin mocking: must be of type integer'] },
   ];

@@ -22,20 +22,22 @@ export function rejection(conf: RejectConf): Readonly<Reply> {
 const lastLogged = new Map<string, number>();
 const LOG_EVERY_MS = 5000;
 
+/** An error log line at most every 5 s per tag: a cause clients or an outage repeat under load must not flood the log. */
+export function logThrottled(ctx: Ctx, tag: string, msg: string, fields: Record<string, unknown>): void {
+  const now = Date.now();
+  if ((lastLogged.get(tag) ?? 0) + LOG_EVERY_MS > now) return;
+  if (lastLogged.size > 1000) lastLogged.clear();
+  lastLogged.set(tag, now);
+  ctx.log.error(msg, fields);
+}
+
 /**
- * The store failed for this request: logged (at most every 5 s per plugin and
- * reason, so a Redis outage under load does not flood the log), then let through
- * with `allow_degradation`, else 500 `{"error_msg": "failed to limit <what>"}`.
+ * The store failed for this request: logged (throttled per plugin and reason),
+ * then let through with `allow_degradation`, else 500 `{"error_msg": "failed to limit <what>"}`.
  */
 export function storeFailed(conf: RejectConf, ctx: Ctx, what: string, err: unknown): Reply | undefined {
   const reason = (err as Error)?.message ?? String(err);
-  const tag = `${what}:${reason}`;
-  const now = Date.now();
-  if ((lastLogged.get(tag) ?? 0) + LOG_EVERY_MS <= now) {
-    if (lastLogged.size > 1000) lastLogged.clear();
-    lastLogged.set(tag, now);
-    ctx.log.error(`failed to limit ${what}`, { error: reason, allow_degradation: conf.allow_degradation });
-  }
+  logThrottled(ctx, `${what}:${reason}`, `failed to limit ${what}`, { error: reason, allow_degradation: conf.allow_degradation });
   if (conf.allow_degradation) return undefined;
   return { status: 500, body: { error_msg: `failed to limit ${what}` } };
 }

@@ -64,6 +64,7 @@ function describe(errors: ErrorObject[], base: readonly PathSeg[]): SchemaProble
       case 'type': message = `must be of type ${(e.params as { type: string }).type}`; break;
       case 'anyOf': case 'oneOf': message = `is not valid; expected ${((e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms').replace(/\.$/, '')}`; break;
       case 'propertyNames': continue; // reported by the 'pattern' or 'format' error that follows
+      case 'if': continue; // the failing then/else branch reports what is wrong
       case 'format': {
         const f = HEADER_FORMATS[(e.params as { format: string }).format as keyof typeof HEADER_FORMATS];
         const name = (e as { propertyName?: string }).propertyName;

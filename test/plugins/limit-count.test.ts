@@ -67,6 +67,43 @@ const cases: { desc: string; conf: string; steps: Step[] }[] = [
     ],
   },
   {
+    desc: 'rules: each counts on its own key and window, with its own headers; the first exhausted rejects',
+    conf: '{ rules: [{ count: 3, time_window: 60, key: "$remote_addr" }, { count: 2, time_window: 3600, key: "$remote_addr hour", header_prefix: Hour }] }',
+    steps: [
+      { want: { status: 200, headers: { ...NO_Q, 'x-1-ratelimit-limit': '3', 'x-1-ratelimit-remaining': '2', 'x-1-ratelimit-reset': '60', 'x-hour-ratelimit-limit': '2', 'x-hour-ratelimit-remaining': '1', 'x-hour-ratelimit-reset': '3600' } } },
+      { want: { status: 200, headers: { 'x-1-ratelimit-remaining': '1', 'x-hour-ratelimit-remaining': '0' } } },
+      { want: { status: 503, body: '', headers: { 'x-1-ratelimit-remaining': '0', 'x-hour-ratelimit-limit': '2', 'x-hour-ratelimit-remaining': '0' } } },
+    ],
+  },
+  {
+    desc: 'rules: the first rule exhausted rejects, and the later ones are not counted',
+    conf: '{ rules: [{ count: 1, time_window: 60, key: "$remote_addr" }, { count: 5, time_window: 60, key: "$remote_addr b" }], rejected_code: 429 }',
+    steps: [
+      { want: { status: 200, headers: { 'x-1-ratelimit-remaining': '0', 'x-2-ratelimit-remaining': '4' } } },
+      { want: { status: 429, headers: { 'x-1-ratelimit-remaining': '0', 'x-2-ratelimit-remaining': undefined } } },
+    ],
+  },
+  {
+    desc: 'rules: a rule whose key has no variable set does not apply; with none applying, 500 (APISIX)',
+    conf: '{ rules: [{ count: 1, time_window: 60, key: "team $http_x_team" }] }',
+    steps: [
+      { headers: { 'x-team': 'a' }, want: { status: 200, headers: { 'x-1-ratelimit-remaining': '0' } } },
+      { headers: { 'x-team': 'b' }, want: { status: 200 } },
+      { headers: { 'x-team': 'a' }, want: { status: 503 } },
+      { want: { status: 500, body: '', headers: { 'x-1-ratelimit-limit': undefined } } },
+    ],
+  },
+  {
+    desc: 'rules: with none applying and allow_degradation, the request goes through',
+    conf: '{ rules: [{ count: 1, time_window: 60, key: "$http_x_team" }], allow_degradation: true }',
+    steps: [{ want: { status: 200, headers: { 'x-1-ratelimit-limit': undefined } } }, { want: { status: 200 } }],
+  },
+  {
+    desc: 'rules: show_limit_quota_header false sends none of the rules\' headers',
+    conf: '{ rules: [{ count: 1, time_window: 60, key: "$remote_addr" }], show_limit_quota_header: false }',
+    steps: [{ want: { status: 200, headers: { 'x-1-ratelimit-limit': undefined } } }, { want: { status: 503, headers: { 'x-1-ratelimit-limit': undefined } } }],
+  },
+  {
     desc: 'an 8 KiB header value is counted (hashed into the key), not refused',
     conf: '{ count: 1, time_window: 100, key: http_x_user }',
     steps: [
@@ -154,7 +191,24 @@ describe('limit-count config errors', () => {
     { desc: 'unknown policy', conf: route('{ count: 1, time_window: 60, policy: memcached }'), want: ['gateway.yaml:6:57: routes[0].plugins.limit-count.policy: plugin limit-count: must be one of: "local", "redis", "redis-cluster"'] },
     { desc: 'unknown key_type', conf: route('{ count: 1, time_window: 60, key_type: header }'), want: ['gateway.yaml:6:59: routes[0].plugins.limit-count.key_type: plugin limit-count: must be one of: "var", "var_combination", "constant"'] },
     { desc: 'sliding window', conf: route('{ count: 1, time_window: 60, window_type: sliding }'), want: ['gateway.yaml:6:62: routes[0].plugins.limit-count.window_type: plugin limit-count: must be one of: "fixed"'] },
-    { desc: 'unknown field', conf: route('{ count: 1, time_window: 60, rules: [] }'), want: ['gateway.yaml:6:49: routes[0].plugins.limit-count.rules: plugin limit-count: unknown field "rules"'] },
+    { desc: 'unknown field', conf: route('{ count: 1, time_window: 60, windows: [] }'), want: ['gateway.yaml:6:49: routes[0].plugins.limit-count.windows: plugin limit-count: unknown field "windows"'] },
+    { desc: 'neither count nor rules', conf: route('{ key: remote_addr }'),
+      want: ['gateway.yaml:6:20: routes[0].plugins.limit-count: plugin limit-count: missing required field "count"', 'gateway.yaml:6:20: routes[0].plugins.limit-count: plugin limit-count: missing required field "time_window"'] },
+    { desc: 'rules beside count', conf: route('{ count: 1, rules: [{ count: 1, time_window: 60, key: "$remote_addr" }] }'),
+      want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: count/time_window and rules cannot be specified at the same time'] },
+    { desc: 'rules with a group', conf: route('{ group: g, rules: [{ count: 1, time_window: 60, key: "$remote_addr" }] }'),
+      want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: group and rules cannot be specified at the same time'] },
+    { desc: 'rules: two rules on one key', conf: route('{ rules: [{ count: 1, time_window: 60, key: "$remote_addr" }, { count: 9, time_window: 3600, key: "$remote_addr" }] }'),
+      want: ["gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: duplicate key '$remote_addr' in rules"] },
+    { desc: 'rules: a key without a variable', conf: route('{ rules: [{ count: 1, time_window: 60, key: everyone }] }'),
+      want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: rules[0].key: "everyone" has no $variable, so the rule would never apply'] },
+    { desc: 'rules: an unknown variable', conf: route('{ rules: [{ count: 1, time_window: 60, key: "$server_addr" }] }'),
+      want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: rules[0].key: "$server_addr" is not a variable Turnpike knows (known: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)'] },
+    { desc: 'rules: an item without a key', conf: route('{ rules: [{ count: 1, time_window: 60 }] }'),
+      want: ['gateway.yaml:6:30: routes[0].plugins.limit-count.rules[0]: plugin limit-count: missing required field "key"'] },
+    { desc: 'rules: a header_prefix that cannot be in a header name', conf: route('{ rules: [{ count: 1, time_window: 60, key: "$remote_addr", header_prefix: "a b" }] }'),
+      want: ["gateway.yaml:6:95: routes[0].plugins.limit-count.rules[0].header_prefix: plugin limit-count: must match pattern ^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"] },
+    { desc: 'rules: empty', conf: route('{ rules: [] }'), want: ['gateway.yaml:6:29: routes[0].plugins.limit-count.rules: plugin limit-count: must NOT have fewer than 1 items'] },
     { desc: 'unknown variable', conf: route('{ count: 1, time_window: 60, key: server_addr }'),
       want: ['gateway.yaml:6:7: routes[0].plugins.limit-count: plugin limit-count: key "server_addr" is not a variable Turnpike knows (supported: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)'] },
     { desc: 'a response variable cannot be a key (it is not known when the limit applies)', conf: route('{ count: 1, time_window: 60, key: status }'),
@@ -187,7 +241,23 @@ describe('limit-count, policy redis', () => {
   - { id: shared, uri: /shared, ${node}, plugins: { limit-count: { count: 3, time_window: 100, ${redisConf} } } }
   - { id: closed, uri: /closed, ${node}, plugins: { limit-count: { count: 1000, time_window: 100, ${redisConf} } } }
   - { id: open, uri: /open, ${node}, plugins: { limit-count: { count: 1000, time_window: 100, allow_degradation: true, ${redisConf} } } }
+  - { id: rules, uri: /rules, ${node}, plugins: { limit-count: { rules: [{ count: 3, time_window: 100, key: "$remote_addr" }, { count: 1, time_window: 100, key: "$http_x_team" }], ${redisConf} } } }
 `;
+  });
+
+  it('rules: two gateways on one Redis share each rule\'s counter', async () => {
+    const seq: [TestGateway, string | undefined, number, string, string | undefined][] = [
+      [f.a, undefined, 200, '2', undefined],
+      [f.b, 't', 200, '1', '0'],
+      [f.a, 't', 503, '0', '0'],
+      [f.b, undefined, 503, '0', undefined],
+    ];
+    for (const [gw, team, status, first, second] of seq) {
+      const res = await request(gw.port, '/rules', { headers: team ? { 'x-team': team } : {} });
+      assert.equal(res.status, status);
+      assert.equal(res.headers['x-1-ratelimit-remaining'], first);
+      assert.equal(res.headers['x-2-ratelimit-remaining'], second);
+    }
   });
 
   it('two gateways on one Redis share one limit', async () => {

@@ -14,6 +14,10 @@ export interface Mapped { conf: Conf; lost: string[] }
 export interface MapContext {
   /** Consumers per Kong ACL group (acl → consumer-restriction lists consumers, not groups). */
   groups: ReadonlyMap<string, readonly string[]>;
+  /** The plugin is set on a consumer: it runs only for requests that consumer made. */
+  onConsumer: boolean;
+  /** Some authentication plugin is in the file: without one, Kong never knows a consumer. */
+  identifies: boolean;
 }
 
 export interface KongMapping { target: string; map(c: Conf, ctx: MapContext): Mapped }
@@ -35,17 +39,38 @@ function leftOver(c: Conf, used: readonly string[], defaults: Conf = {}): string
 
 const RATE_UNITS: [string, number][] = [['second', 1], ['minute', 60], ['hour', 3600], ['day', 86400], ['month', 2592000], ['year', 31536000]];
 
-function rateLimiting(c: Conf): Mapped {
+/**
+ * The rules key for Kong's identifier, when a template says exactly what Kong
+ * counts by. Kong falls back to the client address when the consumer or header
+ * is missing, where an APISIX rule would not apply: so a consumer key is exact
+ * only where a consumer is always known (the plugin is on one) or never is.
+ */
+function identifier(c: Conf, ctx: MapContext): string | undefined {
+  const by = (c.limit_by as string | undefined) ?? 'consumer';
+  if (by === 'ip') return '$remote_addr';
+  if (by !== 'consumer' && by !== 'credential') return undefined;
+  if (ctx.onConsumer) return '$consumer_name';
+  return ctx.identifies ? undefined : '$remote_addr';
+}
+
+function rateLimiting(c: Conf, ctx: MapContext): Mapped {
   const windows = RATE_UNITS.filter(([u]) => typeof c[u] === 'number');
   const lost: string[] = [];
   const conf: Conf = { rejected_code: 429 };
-  if (windows.length) {
-    // One limit-count per route (a plugin name appears once in a map): keep the window a burst
-    // hits first, the smallest count (on a tie the longer window, which refuses longer).
+  const key = windows.length > 1 ? identifier(c, ctx) : undefined;
+  if (key) {
+    // Every window a rule of its own (APISIX 3.x limit-count rules); rule keys must differ.
+    conf.rules = windows.map(([u, secs]) => ({ count: c[u], time_window: secs, key: `${key} ${u}`, header_prefix: u }));
+  } else if (windows.length) {
+    // Without an exact rule key, one window: the one a burst hits first, the smallest
+    // count (on a tie the longer window, which refuses longer).
     const [unit, secs] = windows.reduce((a, b) => ((c[b[0]] as number) <= (c[a[0]] as number) ? b : a));
     conf.count = c[unit];
     conf.time_window = secs;
-    for (const [u] of windows) if (u !== unit) lost.push(`${u}: ${c[u]} (a route holds one limit-count, one window; the ${unit} window, which a burst reaches first, was kept)`);
+    const by = (c.limit_by as string | undefined) ?? 'consumer';
+    const what = by === 'credential' ? 'consumer' : by === 'header' ? `${String(c.header_name)} header` : by;
+    const why = `a limit-count rule skips a request with no ${what}, where Kong counts it by client address`;
+    for (const [u] of windows) if (u !== unit) lost.push(`${u}: ${c[u]} (the ${unit} window, which a burst reaches first, was kept: ${why})`);
   }
   const by = (c.limit_by as string | undefined) ?? 'consumer';
   if (by === 'ip') { conf.key_type = 'var'; conf.key = 'remote_addr'; }
@@ -54,6 +79,7 @@ function rateLimiting(c: Conf): Mapped {
   else lost.push(`limit_by: ${by} (counted per client address instead)`);
   conf.key ??= 'remote_addr';
   conf.key_type ??= 'var';
+  if (conf.rules) { delete conf.key; delete conf.key_type; }
   if (c.policy === 'redis') {
     const r = (c.redis && typeof c.redis === 'object' ? c.redis : {}) as Conf;
     conf.policy = 'redis';

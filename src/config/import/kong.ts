@@ -74,6 +74,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     upstreams.push(up);
   });
 
+  const identifies = anyAuthPlugin(kong);
   // Consumers first: acl groups are needed to map the acl plugin.
   const groups = new Map<string, string[]>();
   const kConsumers = Array.isArray(kong.consumers) ? kong.consumers : [];
@@ -124,7 +125,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     cred('jwt_secrets', 'jwt-auth', jwtCredential);
     for (const f of ['oauth2_credentials', 'hmacauth_credentials', 'mtls_auth_credentials']) for (const { path } of items(f)) drop(path, `${f} of consumer "${username}"`, 'Turnpike has no such authentication yet');
     const own: Obj = {};
-    addPlugins(c.plugins, [...at, 'plugins'], own);
+    addPlugins(c.plugins, [...at, 'plugins'], own, true);
     for (const [name, conf] of Object.entries(own)) {
       // Kong refuses authentication plugins on a consumer (no_consumer); the credential is what a consumer holds.
       if (name in plugins || AUTH_TARGETS.has(name)) {
@@ -137,7 +138,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     consumers.push(consumer);
   });
 
-  function addPlugins(list: unknown, at: PathSeg[], into: Obj): void {
+  function addPlugins(list: unknown, at: PathSeg[], into: Obj, onConsumer = false): void {
     if (!Array.isArray(list)) return;
     list.forEach((p, k) => {
       if (!isMap(p) || typeof p.name !== 'string') return;
@@ -152,7 +153,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       const m = KONG_PLUGINS[p.name];
       if (!m) { drop(pat, `plugin ${p.name}`, 'not available in Turnpike (yet)'); return; }
       if (!known(m.target)) { drop(pat, `plugin ${p.name}`, `not available in Turnpike (yet): it maps to ${m.target}, which this Turnpike does not have`); return; }
-      const { conf, lost } = m.map(config, { groups });
+      const { conf, lost } = m.map(config, { groups, onConsumer, identifies });
       for (const l of lost) drop([...pat, 'config'], `plugin ${p.name}: ${l}`, `${m.target} has no equivalent`);
       // A route's own proxy-rewrite (strip_path) and request-transformer's share one plugin.
       into[m.target] = m.target === 'proxy-rewrite' && isMap(into[m.target]) ? mergeRewrite(conf, into[m.target] as Obj) : conf;
@@ -258,11 +259,11 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     const item = items.find((x) => x[key] === kongId(name, ''));
     if (!item) { drop(['plugins', k], `plugin ${String(p.name)}`, `its ${kind} "${String(name)}" is not in the file (or was dropped)`); return; }
     const into = (item.plugins ??= {}) as Obj;
-    addPluginsAt(p, k, into);
+    addPluginsAt(p, k, into, kind === 'consumer');
   });
-  function addPluginsAt(p: Obj, k: number, into: Obj): void {
+  function addPluginsAt(p: Obj, k: number, into: Obj, onConsumer: boolean): void {
     const before = dropped.length;
-    addPlugins([p], ['plugins'], into);
+    addPlugins([p], ['plugins'], into, onConsumer);
     for (const d of dropped.slice(before)) d.path = ['plugins', k, ...d.path.slice(2)];
   }
 
@@ -450,4 +451,16 @@ function kongActiveChecks(a: Obj, at: PathSeg[], drop: (path: PathSeg[], what: s
   if (headers.length) out.req_headers = headers;
   if (a.https_sni !== undefined && a.https_sni !== null) drop([...at, 'https_sni'], 'active health checks https_sni', 'probes use the node\'s address as SNI');
   return out;
+}
+
+/** Kong's authentication plugins: with none in a file, Kong never identifies a consumer. */
+const KONG_AUTH = new Set(['key-auth', 'key-auth-enc', 'basic-auth', 'jwt', 'hmac-auth', 'oauth2', 'oauth2-introspection', 'openid-connect', 'ldap-auth', 'ldap-auth-advanced', 'session', 'mtls-auth', 'vault-auth', 'jwt-signer']);
+
+/** Whether any enabled plugin in any `plugins` list of the Kong file (top level, services, routes, nested) authenticates. */
+function anyAuthPlugin(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(anyAuthPlugin);
+  if (!isMap(v)) return false;
+  return Object.entries(v).some(([k, x]) => (k === 'plugins' && Array.isArray(x)
+    ? x.some((p) => isMap(p) && KONG_AUTH.has(String(p.name)) && p.enabled !== false)
+    : false) || anyAuthPlugin(x));
 }
