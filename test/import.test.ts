@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { kongPath } from '../src/config/import/kong.ts';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
 import { builtinPlugins } from '../src/config/plugins.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
+import { pemYaml, TestCA } from './helpers/certs.ts';
 import { request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 
 const pools = new FunctionPools();
@@ -273,13 +274,78 @@ describe('Kong plugins and their Turnpike counterparts (input → output fragmen
   }
 });
 
+describe('Kong TLS: certificates → ssls, https-only routes', () => {
+  const ca = new TestCA();
+  after(() => ca.close());
+  const rsa = ca.leaf({ names: ['api.example.com'] });
+  const ec = ca.leaf({ names: ['api.example.com'], kind: 'ec' });
+  const other = ca.leaf({ names: ['other.example.com'] });
+  const old = ca.leaf({ names: ['old.example.com'], expired: true });
+  const kong = `_format_version: "3.0"
+certificates:
+  - id: main
+    cert: ${pemYaml(rsa.cert, 6)}
+    key: ${pemYaml(rsa.key, 6)}
+    cert_alt: ${pemYaml(ec.cert, 6)}
+    key_alt: ${pemYaml(ec.key, 6)}
+    snis: [{ name: api.example.com }, { name: "*.api.example.com" }]
+  - id: other
+    cert: ${pemYaml(other.cert, 6)}
+    key: ${pemYaml(other.key, 6)}
+  - id: unused
+    cert: ${pemYaml(other.cert, 6)}
+    key: ${pemYaml(other.key, 6)}
+  - id: old
+    cert: ${pemYaml(old.cert, 6)}
+    key: ${pemYaml(old.key, 6)}
+    snis: [old.example.com]
+snis:
+  - name: other.example.com
+    certificate: { id: other }
+  - name: ghost.example.com
+    certificate: { id: nowhere }
+services:
+  - name: s
+    url: http://127.0.0.1:1
+    routes:
+      - { name: secure, paths: [/s], protocols: [https], strip_path: false }
+      - { name: moved, paths: [/m], protocols: [https], https_redirect_status_code: 301, strip_path: false }
+      - { name: both, paths: [/b], strip_path: false }
+`;
+  const line = (text: string) => kong.split('\n').findIndex((l) => l.includes(text)) + 1;
+
+  it('certificates with SNIs become ssls (the alternate pair beside the first), served on a TLS listener; the others are listed', async () => {
+    const { res, doc } = await roundTrip(kong);
+    if (!res.ok) return;
+    assert.deepEqual(doc.ssls, [
+      { id: 'main', snis: ['api.example.com', '*.api.example.com'], cert: rsa.cert, key: rsa.key, certs: [ec.cert], keys: [ec.key] },
+      { id: 'other', snis: ['other.example.com'], cert: other.cert, key: other.key },
+    ]);
+    assert.deepEqual(doc.listen, [{ port: 9080 }, { port: 9443, tls: true, http2: true }]);
+    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
+      `${line('- id: unused')}: certificate "unused": it has no SNI, so Kong serves it to no client; a service's client_certificate is not imported yet`,
+      `${line('- id: old')}: ssl "old": the certificate expired on ${new Date(new X509Certificate(old.cert).validTo).toISOString()} (CN=old.example.com)`,
+      `${line('- name: ghost.example.com')}: sni ghost.example.com: its certificate "nowhere" is not in the file`,
+      `${line("name: secure")}: route "secure" https_redirect_status_code 426: plain HTTP gets a redirect to HTTPS (301; 308 for methods other than GET and HEAD) where Kong answers 426`,
+    ].sort((a, b) => parseInt(a) - parseInt(b)));
+  });
+
+  it('https-only routes redirect plain HTTP to HTTPS; a route that takes both does not', async () => {
+    const { doc } = await roundTrip(kong);
+    const plugins = Object.fromEntries(doc.routes.map((r: { id: string; plugins?: unknown }) => [r.id, r.plugins]));
+    assert.deepEqual(plugins.secure, { redirect: { http_to_https: true } });
+    assert.deepEqual(plugins.moved, { redirect: { http_to_https: true } });
+    assert.equal(plugins.both, undefined);
+  });
+});
+
 describe('Kong files as decK writes them', () => {
   it('no _format_version (decK\'s _info) is still Kong; credentials at the top level; unknown top-level keys listed, never "cannot be repaired"', async () => {
-    const text = '_info:\n  select_tags: [team-a]\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/r], plugins: [{ name: key-auth }] }]\nconsumers:\n  - username: alice\nkeyauth_credentials:\n  - { consumer: alice, key: k1 }\n  - { consumer: nobody, key: k2 }\ncertificates: []\n';
+    const text = '_info:\n  select_tags: [team-a]\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/r], plugins: [{ name: key-auth }] }]\nconsumers:\n  - username: alice\nkeyauth_credentials:\n  - { consumer: alice, key: k1 }\n  - { consumer: nobody, key: k2 }\nca_certificates: []\n';
     const { res, doc } = await roundTrip(text);
     if (!res.ok) return;
     assert.equal(res.format, 'kong');
-    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['11: keyauth_credentials[1]: its consumer "nobody" is not in the file', '12: certificates: Turnpike has no equivalent yet']);
+    assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['11: keyauth_credentials[1]: its consumer "nobody" is not in the file', '12: ca_certificates: Turnpike has no equivalent yet']);
     assert.deepEqual(doc.consumers, [{ username: 'alice', plugins: { 'key-auth': { key: 'k1' } } }]);
   });
 

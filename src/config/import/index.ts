@@ -131,6 +131,7 @@ function prune(doc: Record<string, unknown>, issues: ConfigIssue[], dropped: Dro
     }
   }
   for (const r of removals.sort((a, b) => b.index - a.index)) { r.list.splice(r.index, 1); changed = true; }
+  for (const [k, v] of Object.entries(doc)) if (Array.isArray(v) && !v.length && removals.some((r) => r.list === v)) delete doc[k];
   // A route whose service was taken out has nothing to send to.
   const services = new Set(((doc.services as Record<string, unknown>[] | undefined) ?? []).map((s) => String(s.id)));
   if (Array.isArray(doc.routes)) {

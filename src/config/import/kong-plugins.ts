@@ -5,6 +5,8 @@
  * `key`). Whether a target exists is asked of the plugin registry when the
  * file is imported, not written here.
  */
+import { isMap } from '../compat/notes.ts';
+
 type Conf = Record<string, unknown>;
 
 /** What a mapping returns: the target config, and Kong fields it could not carry (each with why). */
@@ -238,3 +240,15 @@ export const KONG_PLUGINS: Readonly<Record<string, KongMapping>> = {
   'prometheus': { target: 'prometheus', map: (c) => ({ conf: {}, lost: leftOver(c, ['status_code_metrics', 'latency_metrics', 'bandwidth_metrics', 'upstream_health_metrics', 'ai_metrics'], { per_consumer: false }) }) },
   'opentelemetry': { target: 'opentelemetry', map: opentelemetry },
 };
+
+/** Kong's authentication plugins: with none in a file, Kong never identifies a consumer. */
+const KONG_AUTH = new Set(['key-auth', 'key-auth-enc', 'basic-auth', 'jwt', 'hmac-auth', 'oauth2', 'oauth2-introspection', 'openid-connect', 'ldap-auth', 'ldap-auth-advanced', 'session', 'mtls-auth', 'vault-auth', 'jwt-signer']);
+
+/** Whether any enabled plugin in any `plugins` list of the Kong file (top level, services, routes, nested) authenticates. */
+export function anyAuthPlugin(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(anyAuthPlugin);
+  if (!isMap(v)) return false;
+  return Object.entries(v).some(([k, x]) => (k === 'plugins' && Array.isArray(x)
+    ? x.some((p) => isMap(p) && KONG_AUTH.has(String(p.name)) && p.enabled !== false)
+    : false) || anyAuthPlugin(x));
+}

@@ -8,7 +8,8 @@
 import type { PathSeg } from '../source.ts';
 import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
-import { KONG_PLUGINS } from './kong-plugins.ts';
+import { anyAuthPlugin, KONG_PLUGINS } from './kong-plugins.ts';
+import { httpsOnly, kongCertificates } from './kong-tls.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -240,6 +241,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     if (strip && alt.length) plugins['proxy-rewrite'] = { regex_uri: [`^(?:${alt.join('|')})/?(.*)`, `${svcPath}/$1`] };
     else if (svcPath) plugins['proxy-rewrite'] = { regex_uri: ['^(.*)$', `${svcPath}$1`] };
     if (r.preserve_host === true) out.upstream = { ...structuredClone(svc.upstream), pass_host: 'pass' };
+    if (!protocols.includes('http')) httpsOnly(r, at, id, plugins, drop);
     addPlugins(r.plugins, [...at, 'plugins'], plugins);
     if (Object.keys(plugins).length) out.plugins = plugins;
     routes.push(out);
@@ -271,10 +273,16 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
   if (services.length) out.services = services;
   if (routes.length) out.routes = routes;
   if (consumers.length) out.consumers = consumers;
+  const ssls = kongCertificates(kong, kongId, drop, origins);
+  if (ssls.length) {
+    out.ssls = ssls;
+    // Kong serves them on its TLS port (8443, HTTP/2 on); here APISIX's ports.
+    out.listen = [{ port: 9080 }, { port: 9443, tls: true, http2: true }];
+  }
   inheritRewrites(routes, services, globals);
   for (const k of Object.keys(kong)) {
     if ([...CREDENTIALS].includes(k)) continue;
-    if (!['_format_version', '_transform', '_comment', '_workspace', '_info', '_konnect', 'services', 'routes', 'upstreams', 'consumers', 'plugins'].includes(k)) {
+    if (!['_format_version', '_transform', '_comment', '_workspace', '_info', '_konnect', 'services', 'routes', 'upstreams', 'consumers', 'plugins', 'certificates', 'snis'].includes(k)) {
       drop([k], `${k}`, 'Turnpike has no equivalent yet');
     }
   }
@@ -451,16 +459,4 @@ function kongActiveChecks(a: Obj, at: PathSeg[], drop: (path: PathSeg[], what: s
   if (headers.length) out.req_headers = headers;
   if (a.https_sni !== undefined && a.https_sni !== null) drop([...at, 'https_sni'], 'active health checks https_sni', 'probes use the node\'s address as SNI');
   return out;
-}
-
-/** Kong's authentication plugins: with none in a file, Kong never identifies a consumer. */
-const KONG_AUTH = new Set(['key-auth', 'key-auth-enc', 'basic-auth', 'jwt', 'hmac-auth', 'oauth2', 'oauth2-introspection', 'openid-connect', 'ldap-auth', 'ldap-auth-advanced', 'session', 'mtls-auth', 'vault-auth', 'jwt-signer']);
-
-/** Whether any enabled plugin in any `plugins` list of the Kong file (top level, services, routes, nested) authenticates. */
-function anyAuthPlugin(v: unknown): boolean {
-  if (Array.isArray(v)) return v.some(anyAuthPlugin);
-  if (!isMap(v)) return false;
-  return Object.entries(v).some(([k, x]) => (k === 'plugins' && Array.isArray(x)
-    ? x.some((p) => isMap(p) && KONG_AUTH.has(String(p.name)) && p.enabled !== false)
-    : false) || anyAuthPlugin(x));
 }
