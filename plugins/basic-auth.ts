@@ -55,6 +55,8 @@ export default definePlugin<Conf, State>({
   consumerSchema,
   consumerKey: (c: CredConf) => c.username,
   consumerInit: (c: CredConf): Cred => ({ digest: digest(c.password) }),
+  // The client's first colon ends the user name, so this consumer cannot be named (APISIX loads it too).
+  advice: (c: CredConf, credentials) => (credentials && c.username.includes(':') ? `username "${c.username}" has a colon, which Basic credentials cannot carry (RFC 7617): this consumer can never log in` : undefined),
   init: (conf, api) => {
     const headers = { 'www-authenticate': `Basic realm="${conf.realm}"` };
     return {

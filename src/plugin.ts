@@ -265,6 +265,12 @@ export interface PluginDef<C = any, S = C> {
   consumerInit?(conf: any, api: PluginApi): unknown;
   /** Rules across several fields; return a message when the config is not valid. */
   check?(conf: C): string | undefined | void;
+  /**
+   * A config (or with `credentials`, a consumer's credentials) that is valid,
+   * as APISIX accepts it, but will not work as written: the message is printed
+   * as a warning at load, and the file still loads.
+   */
+  advice?(conf: any, credentials: boolean): string | undefined | void;
   /** Compile once per load; the value returned is what handlers receive as `conf`. */
   init?(conf: C, api: PluginApi): S | Promise<S>;
   /** True when the plugin can answer a request itself, so a route needs no upstream. */

@@ -106,6 +106,8 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
         const msg = def.check(conf);
         if (msg) issues.add('GW_ERR_CONFIG_PLUGIN', at, `plugin ${name}: ${msg}`, true);
       }
+      const advice = found.length === 0 ? def.advice?.(conf, Boolean(credentials)) : undefined;
+      if (advice) issues.warn(at, `plugin ${name}: ${advice}`, true);
     }
   }
   for (const [name, places] of unknown) issues.add('GW_ERR_CONFIG_PLUGIN', places[0], unknownPluginMessage(name, plugins.keys(), places.length), true);

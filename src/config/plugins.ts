@@ -29,7 +29,7 @@ export function pluginModuleProblem(mod: unknown, file: string): string | undefi
     if (!(PHASES as readonly string[]).includes(k)) return `has unknown phase "${k}" (phases: ${PHASES.join(', ')})`;
     if (typeof v !== 'function') return `phase "${k}" is not a function`;
   }
-  for (const k of ['check', 'init', 'requestBody', 'consumerKey', 'consumerInit', 'activePhases', 'close'] as const) {
+  for (const k of ['check', 'advice', 'init', 'requestBody', 'consumerKey', 'consumerInit', 'activePhases', 'close'] as const) {
     if (p[k] !== undefined && typeof p[k] !== 'function') return `"${k}" must be a function`;
   }
   return undefined;
