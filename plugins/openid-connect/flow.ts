@@ -98,7 +98,7 @@ async function startLogin(f: FlowConf, codec: SessionCodec, ctx: Ctx, doc: Provi
     q.set('code_challenge_method', 'S256');
   }
   const pending: SessionData = { t: 'pending', state, nonce, verifier, url: sameHostTarget(ctx.downstream.request_uri), redirect };
-  const cookie = setCookie(f.cookie, await codec.seal(pending, PENDING_TTL_SEC), secureFor(ctx));
+  const cookie = setCookie(f.cookie, await codec.seal(pending, Date.now() + PENDING_TTL_SEC * 1000), secureFor(ctx));
   return { reply: { status: 302, headers: { location: url.href, 'set-cookie': cookie } } };
 }
 
@@ -138,13 +138,15 @@ async function sessionFrom(f: FlowConf, discovery: Discovery, doc: ProviderMetad
     t: 'session', at, id, idt, ui,
     rt: typeof tok.refresh_token === 'string' ? tok.refresh_token : prev?.rt,
     atExp: expiresIn !== undefined ? Date.now() + expiresIn * 1000 : undefined,
+    // The login's deadline: renewing the access token never extends the session (absolute_timeout).
+    end: prev?.end ?? Date.now() + f.lifetimeSec * 1000,
   };
 }
 
 /** The session cookie for `s`; an oversized session keeps no raw ID token (the claims stay). */
 async function sealSession(f: FlowConf, codec: SessionCodec, s: Session, ctx: Ctx): Promise<string | undefined> {
-  let value = await codec.seal(s, f.lifetimeSec);
-  if (value.length > MAX_COOKIE_BYTES && s.idt) value = await codec.seal({ ...s, idt: undefined }, f.lifetimeSec);
+  let value = await codec.seal(s, s.end);
+  if (value.length > MAX_COOKIE_BYTES && s.idt) value = await codec.seal({ ...s, idt: undefined }, s.end);
   if (value.length > MAX_COOKIE_BYTES) {
     ctx.log.error('openid-connect: the session does not fit in a cookie', { bytes: value.length });
     return undefined;
@@ -189,11 +191,30 @@ async function logout(f: FlowConf, discovery: Discovery, ctx: Ctx, s: SessionDat
   return { reply: { status: 200, headers: { 'set-cookie': clear }, body: { message: 'logged out' } } };
 }
 
-/** Renews an expired access token with the refresh token; undefined when it cannot (the user logs in again). */
-async function renew(f: FlowConf, codec: SessionCodec, discovery: Discovery, ctx: Ctx, s: Session): Promise<FlowResult | undefined> {
+/**
+ * Renewals by refresh token, in flight and for a few seconds after: a page's
+ * parallel requests, and those its browser sent before the new cookie
+ * arrived, share one token call (a provider that rotates refresh tokens
+ * would refuse the second, logging the user out).
+ */
+const renewing = new Map<string, Promise<FlowResult | undefined>>();
+const RENEWAL_KEPT_MS = 5000;
+
+/** Renews an expired access token with the refresh token, once for concurrent requests; undefined when it cannot (the user logs in again). */
+function renew(f: FlowConf, codec: SessionCodec, discovery: Discovery, ctx: Ctx, s: Session): Promise<FlowResult | undefined> | undefined {
   if (!f.renew || !s.rt) return undefined;
+  const key = `${f.clientId}\u0000${s.rt}`;
+  let p = renewing.get(key);
+  if (!p) {
+    p = renewOnce(f, codec, discovery, ctx, s).finally(() => { setTimeout(() => renewing.delete(key), RENEWAL_KEPT_MS).unref(); });
+    renewing.set(key, p);
+  }
+  return p;
+}
+
+async function renewOnce(f: FlowConf, codec: SessionCodec, discovery: Discovery, ctx: Ctx, s: Session): Promise<FlowResult | undefined> {
   const doc = await discovery.metadata();
-  const tok = await tokenCall(f, doc, { grant_type: 'refresh_token', refresh_token: s.rt });
+  const tok = await tokenCall(f, doc, { grant_type: 'refresh_token', refresh_token: s.rt! });
   if (typeof tok === 'string') { ctx.log.warn(`openid-connect: refresh failed: ${tok}`); return undefined; }
   const next = await sessionFrom(f, discovery, doc, ctx, tok, undefined, s);
   if (typeof next === 'string') { ctx.log.warn(`openid-connect: refresh failed: ${next}`); return undefined; }

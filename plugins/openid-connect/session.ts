@@ -10,7 +10,7 @@ import { EncryptJWT, jwtDecrypt } from 'jose';
 /** What a cookie holds: a login in progress, or a logged-in session. */
 export type SessionData =
   | { t: 'pending'; state: string; nonce: string; verifier?: string; url: string; redirect: string }
-  | { t: 'session'; at: string; rt?: string; idt?: string; id: Record<string, unknown>; ui?: Record<string, unknown>; atExp?: number };
+  | { t: 'session'; at: string; rt?: string; idt?: string; id: Record<string, unknown>; ui?: Record<string, unknown>; atExp?: number; end: number };
 
 /** Cookie attributes, fixed at load. */
 export interface CookieConf {
@@ -33,9 +33,9 @@ export class SessionCodec {
     this.#key = new Uint8Array(hkdfSync('sha256', secret, 'turnpike openid-connect', 'session cookie A256GCM', 32));
   }
 
-  /** The cookie value for `data`, valid for `ttlSec`. */
-  seal(data: SessionData, ttlSec: number): Promise<string> {
-    return new EncryptJWT({ s: data }).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).setIssuedAt().setExpirationTime(`${ttlSec}s`).encrypt(this.#key);
+  /** The cookie value for `data`, valid until `endMs` (epoch ms). */
+  seal(data: SessionData, endMs: number): Promise<string> {
+    return new EncryptJWT({ s: data }).setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).setIssuedAt().setExpirationTime(Math.floor(endMs / 1000)).encrypt(this.#key);
   }
 
   /** The session in `value`, or undefined when it is not one of ours, was altered or has expired. */
@@ -44,7 +44,8 @@ export class SessionCodec {
     try {
       const { payload } = await jwtDecrypt(value, this.#key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
       const s = payload.s as SessionData | undefined;
-      return s && (s.t === 'pending' || s.t === 'session') ? s : undefined;
+      // A session sealed before `end` existed has no end to keep: it logs in again.
+      return s && (s.t === 'pending' || (s.t === 'session' && typeof s.end === 'number')) ? s : undefined;
     } catch {
       return undefined;
     }

@@ -241,9 +241,10 @@ describe('openid-connect: an expired session access token', () => {
     const base = `discovery: "${op.discovery}", client_id: ${CLIENT_ID}, client_secret: ${GW_SECRET}, session: { secret: ${SECRET} }`;
     gw = await startGateway('routes:\n'
       + `  - { id: app, uri: "/app/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base}, redirect_uri: /app/callback } } }\n`
-      + `  - { id: norenew, uri: "/norenew/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base}, redirect_uri: /norenew/callback, renew_access_token_on_expiry: false } } }\n`);
+      + `  - { id: norenew, uri: "/norenew/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base}, redirect_uri: /norenew/callback, renew_access_token_on_expiry: false } } }\n`
+      + `  - { id: short, uri: "/short/*", upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }, plugins: { openid-connect: { ${base.replace('session: {', 'session: { absolute_timeout: 3,')}, redirect_uri: /short/callback } } }\n`);
     gwBase = `http://127.0.0.1:${gw.port}`;
-    await op.setRedirects([`${gwBase}/app/callback`, `${gwBase}/norenew/callback`], []);
+    await op.setRedirects([`${gwBase}/app/callback`, `${gwBase}/norenew/callback`, `${gwBase}/short/callback`], []);
   });
   after(async () => { await gw?.close(); await up?.close(); await op?.close(); });
 
@@ -263,6 +264,30 @@ describe('openid-connect: an expired session access token', () => {
     const next = await b.send(`${gwBase}/app/page`);
     assert.equal(JSON.parse(next.body).headers['x-access-token'], seen['x-access-token'], 'the renewed session is used');
     assert.equal(next.headers['set-cookie'], undefined);
+  });
+
+  it('requests sent together with an expired access token share one renewal (one token call, one new token)', async () => {
+    const b = new Browser();
+    await b.walk(`${gwBase}/app/page`, 'hana');
+    await new Promise((r) => setTimeout(r, 1100));
+    const tokenCalls = op.hits.get('/token') ?? 0;
+    const all = await Promise.all([1, 2, 3].map(() => b.send(`${gwBase}/app/page`)));
+    assert.deepEqual(all.map((r) => r.status), [200, 200, 200]);
+    assert.equal(new Set(all.map((r) => JSON.parse(r.body).headers['x-access-token'])).size, 1);
+    assert.equal((op.hits.get('/token') ?? 0) - tokenCalls, 1);
+  });
+
+  it('renewing the access token never extends the session past absolute_timeout from the login', async () => {
+    const b = new Browser();
+    await b.walk(`${gwBase}/short/page`, 'gina');
+    await new Promise((r) => setTimeout(r, 1100));
+    const renewed = await b.send(`${gwBase}/short/page`);
+    assert.equal(renewed.status, 200);
+    assert.ok(renewed.headers['set-cookie'], 'the access token was renewed');
+    await new Promise((r) => setTimeout(r, 2300));
+    const res = await b.send(`${gwBase}/short/page`);
+    assert.equal(res.status, 302, 'the session ended 3 s after the login, renewed or not');
+    assert.ok(res.headers.location!.startsWith(`${op.issuer}/auth?`));
   });
 
   it('renew_access_token_on_expiry: false sends the browser to log in again', async () => {
