@@ -2,6 +2,8 @@
  * The log entry of file-logger and http-logger: APISIX's default entry
  * (request, response, server, upstream, ids, client_ip, start_time, latencies)
  * or the user's `log_format` (names → `$var` texts), compiled once at load.
+ * The default entry never holds the client's Authorization or
+ * Proxy-Authorization value.
  */
 import { hostname } from 'node:os';
 import { compileTemplate, renderTemplate, VERSION, type Ctx, type Template } from '../../src/plugin.ts';
@@ -33,6 +35,21 @@ export function compileLogFormat(format: Record<string, unknown> | undefined): L
   });
 }
 
+/**
+ * Credentials a log store must not keep: their values become "REDACTED", as
+ * Kong's serializer does (APISIX logs them as sent). A `log_format` that
+ * names `$http_authorization` still gets it: that is the operator's choice.
+ */
+const REDACTED_HEADERS = ['authorization', 'proxy-authorization'] as const;
+
+/** The request headers for the default entry, copied only when one must be redacted. */
+function loggedHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> {
+  if (h.authorization === undefined && h['proxy-authorization'] === undefined) return h;
+  const out = { ...h };
+  for (const k of REDACTED_HEADERS) if (out[k] !== undefined) out[k] = 'REDACTED';
+  return out;
+}
+
 function bodyText(b: Buffer | string | undefined, max: number): string | undefined {
   if (b === undefined) return undefined;
   const buf = typeof b === 'string' ? Buffer.from(b) : b;
@@ -55,7 +72,7 @@ export function logEntry(conf: LogConf, format: LogFormat | undefined, ctx: Ctx)
       url: `http://${host}${req.path}`,
       uri: req.path,
       method: req.method,
-      headers: req.headers,
+      headers: loggedHeaders(req.headers),
       querystring: req.query,
       size: Number(req.headers['content-length'] ?? 0) || 0,
       ...(conf.include_req_body && req.body ? { body: bodyText(req.body, conf.max_req_body_bytes) } : {}),

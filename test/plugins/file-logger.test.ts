@@ -45,9 +45,11 @@ describe('file-logger', () => {
   });
 
   it("writes APISIX's default entry: request, response, upstream, ids, client, latencies", async () => {
-    const res = await request(gw.port, '/full?a=1', { headers: { 'x-test': 'yes' } });
+    const res = await request(gw.port, '/full?a=1', { headers: { 'x-test': 'yes', authorization: 'Bearer s3cret-token', 'proxy-authorization': 'Basic cHJveHk6cHc=' } });
     assert.equal(res.status, 200);
     const [e] = await eventually(() => lines(file('full.log')).then((l) => (l.length ? l : undefined)));
+    assert.deepEqual([e.request.headers.authorization, e.request.headers['proxy-authorization']], ['REDACTED', 'REDACTED'], 'credentials never reach the log');
+    assert.ok(!JSON.stringify(e).includes('s3cret-token'));
     assert.deepEqual(
       [e.route_id, e.service_id, e.request.method, e.request.uri, e.request.querystring, e.request.headers['x-test'], e.response.status, e.upstream, e.client_ip],
       ['full', '', 'GET', '/full', { a: '1' }, 'yes', 200, `127.0.0.1:${up.port}`, '127.0.0.1'],
