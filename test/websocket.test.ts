@@ -64,6 +64,7 @@ routes:
     upstream: { type: chash, hash_on: header, key: x-user, nodes: { "127.0.0.1:${a.port}": 1, "127.0.0.1:${b.port}": 1 } }
   - { id: ws-retry, uri: /retry, enable_websocket: true, upstream: { nodes: { "127.0.0.1:${dead}": 1, "127.0.0.1:${b.port}": 1 } } }
   - { id: ws-auth, uri: /auth, enable_websocket: true, upstream: { nodes: { "127.0.0.1:${a.port}": 1 } }, plugins: { key-auth: {} } }
+  - { id: ws-idle, uri: /idle, enable_websocket: true, upstream: { timeout: { read: 1 }, nodes: { "127.0.0.1:${b.port}": 1 } } }
 `);
   });
   after(async () => { await gw.close(); await a.close(); await b.close(); });
@@ -112,6 +113,28 @@ routes:
     } finally {
       logs.restore();
     }
+  });
+
+  it('a tunnel with no byte either way for the upstream read timeout is closed, both sides; traffic keeps it open', async () => {
+    const socket = await new Promise<Duplex>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gw.port, path: '/idle', agent: false, headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+      req.on('upgrade', (_res, s) => resolve(s));
+      req.on('error', reject);
+      req.end();
+    });
+    let closed = false;
+    socket.on('close', () => { closed = true; });
+    socket.on('error', () => {});
+    // 8 messages 250 ms apart: 2 s of a live tunnel, twice the 1 s timeout.
+    for (let i = 0; i < 8; i++) {
+      const echo = new Promise((r) => socket.once('data', r));
+      socket.write(`m${i}`);
+      assert.equal(String(await echo), `echo:m${i}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(closed, false, 'traffic keeps the tunnel open');
+    await eventually(() => closed, 5000);
+    await eventually(() => b.sockets.size === 0, 3000);
   });
 
   it('closes the upstream side when the client leaves', async () => {

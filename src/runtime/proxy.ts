@@ -38,7 +38,7 @@ export interface ResponseSink {
   /** The exchange failed; `afterHead` when head() had been called. */
   fail(err: unknown, afterHead: boolean): void;
   /** An upgrade request (WebSocket) was switched: `socket` is the upstream's side of the tunnel. */
-  upgrade?(status: number, headers: Record<string, string | string[]>, socket: Duplex, node: UpstreamNode): void;
+  upgrade?(status: number, headers: Record<string, string | string[]>, socket: Duplex, node: UpstreamNode, idleMs: number): void;
 }
 
 /** The client side of an exchange: whether it left, and the attempt to cancel when it does. */
@@ -277,7 +277,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     // The socket left undici's pool: the slot is free again.
     this.settle();
     if (x.gone.aborted || !x.sink.upgrade) { socket.destroy(); return; }
-    x.sink.upgrade(status, h as Record<string, string | string[]>, socket, node);
+    x.sink.upgrade(status, h as Record<string, string | string[]>, socket, node, x.up.timeout.read);
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {

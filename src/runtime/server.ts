@@ -24,8 +24,8 @@ export interface Tunnel {
   readonly protocol: string;
   /** The upstream's status once switched (101), for the access log. */
   status?: number;
-  /** Writes the upstream's switching head to the client and splices the two sockets. */
-  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex): void;
+  /** Writes the upstream's switching head to the client and splices the two sockets; no byte either way for `idleMs` closes both. */
+  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex, idleMs: number): void;
 }
 
 export interface Runtime {
@@ -332,11 +332,11 @@ class ProxySink implements ResponseSink {
     this.gone = gone;
   }
 
-  upgrade(status: number, headers: Record<string, string | string[]>, upstream: Duplex, node: UpstreamNode): void {
+  upgrade(status: number, headers: Record<string, string | string[]>, upstream: Duplex, node: UpstreamNode, idleMs: number): void {
     this.ctx.upstreamOrigin = node.origin;
     if (!this.tunnel || this.res.headersSent) { upstream.destroy(); return; }
     this.tunnel.status = status;
-    this.tunnel.open(status, headers, upstream);
+    this.tunnel.open(status, headers, upstream, idleMs);
   }
 
   info(status: number, h: OutgoingHttpHeaders): void {

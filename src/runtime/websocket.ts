@@ -25,7 +25,7 @@ class ClientTunnel implements Tunnel {
     this.protocol = protocol;
   }
 
-  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex): void {
+  open(status: number, headers: Record<string, string | string[]>, upstream: Duplex, idleMs: number): void {
     const client = this.socket;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
     for (const k in headers) {
@@ -39,6 +39,9 @@ class ClientTunnel implements Tunnel {
     client.on('error', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
+    // nginx's proxy_read_timeout for a tunnel (the upstream's timeout.read): every byte
+    // either way passes through the client socket, so its idle timer sees both directions.
+    (client as Socket).setTimeout(idleMs, () => client.destroy());
     upstream.pipe(client);
     client.pipe(upstream);
   }
