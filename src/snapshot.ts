@@ -60,7 +60,8 @@ export interface UpstreamEntry {
   readonly hashKey: string;
   /** hash_on: cookie: the cookie's matcher, compiled at load. */
   readonly cookie?: RegExp;
-  readonly timeout: { readonly connect: number; readonly send: number; readonly read: number };
+  /** Milliseconds; `tunnelIdle`: a WebSocket tunnel with no byte either way this long is closed. */
+  readonly timeout: { readonly connect: number; readonly send: number; readonly read: number; readonly tunnelIdle: number };
   readonly retries: number;
   readonly retryNonIdempotent: boolean;
   readonly passHost: 'pass' | 'node' | 'rewrite';

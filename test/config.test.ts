@@ -113,7 +113,7 @@ describe('valid configs', () => {
     const [r1, r2] = res.snapshot.routes;
     assert.deepEqual(r1.upstream?.nodes.map((n) => [n.origin, n.weight]), [['http://a.internal:81', 2], ['http://[::1]:82', 1]]);
     assert.deepEqual(r2.upstream?.nodes.map((n) => [n.origin, n.weight, n.hostHeader]), [['https://b.internal:443', 1, 'b.internal'], ['https://c.internal:8443', 3, 'c.internal:8443']]);
-    assert.deepEqual(r1.upstream?.timeout, { connect: 6000, send: 6000, read: 6000 });
+    assert.deepEqual(r1.upstream?.timeout, { connect: 6000, send: 6000, read: 6000, tunnelIdle: 60_000 });
     assert.equal(r1.upstream?.retries, 1);
     assert.equal(res.snapshot.listen.port, 9080);
     assert.deepEqual(res.snapshot.admin, { host: '127.0.0.1', port: 9180, tls: false });

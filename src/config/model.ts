@@ -8,7 +8,8 @@ export interface UpstreamDoc {
   key: string;
   scheme: 'http' | 'https';
   nodes: Record<string, number> | { host: string; port?: number; weight?: number }[];
-  timeout: { connect: number; send: number; read: number };
+  /** `read` has no schema default: unset, it is 6 s for responses and 60 s for an idle WebSocket tunnel. */
+  timeout: { connect: number; send: number; read?: number };
   retries?: number;
   retry_non_idempotent: boolean;
   pass_host: 'pass' | 'node' | 'rewrite';

@@ -51,7 +51,8 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
     hashOn: doc.type === 'chash' ? doc.hash_on : undefined,
     hashKey: doc.key,
     cookie: doc.type === 'chash' && doc.hash_on === 'cookie' ? new RegExp(`(?:^|;\\s*)${doc.key.replace(/[^\w-]/g, '')}=([^;]*)`) : undefined,
-    timeout: Object.freeze({ connect: doc.timeout.connect * 1000, send: doc.timeout.send * 1000, read: doc.timeout.read * 1000 }),
+    // nginx's 60 s for an idle tunnel unless the file sets read: 6 s would cut quiet WebSocket chats.
+    timeout: Object.freeze({ connect: doc.timeout.connect * 1000, send: doc.timeout.send * 1000, read: (doc.timeout.read ?? 6) * 1000, tunnelIdle: (doc.timeout.read ?? 60) * 1000 }),
     retries: doc.retries ?? Math.max(0, nodes.length - 1),
     retryNonIdempotent: doc.retry_non_idempotent,
     passHost: doc.pass_host,

@@ -277,7 +277,7 @@ class Attempt implements Dispatcher.DispatchHandler, Waiter {
     // The socket left undici's pool: the slot is free again.
     this.settle();
     if (x.gone.aborted || !x.sink.upgrade) { socket.destroy(); return; }
-    x.sink.upgrade(status, h as Record<string, string | string[]>, socket, node, x.up.timeout.read);
+    x.sink.upgrade(status, h as Record<string, string | string[]>, socket, node, x.up.timeout.tunnelIdle);
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -39,8 +39,8 @@ class ClientTunnel implements Tunnel {
     client.on('error', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    // nginx's proxy_read_timeout for a tunnel (the upstream's timeout.read): every byte
-    // either way passes through the client socket, so its idle timer sees both directions.
+    // nginx's proxy_read_timeout for a tunnel (the upstream's timeout.read, else 60 s): every
+    // byte either way passes through the client socket, so its idle timer sees both directions.
     (client as Socket).setTimeout(idleMs, () => client.destroy());
     upstream.pipe(client);
     client.pipe(upstream);
