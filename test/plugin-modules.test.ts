@@ -67,6 +67,31 @@ describe('plugin modules', () => {
     }
   });
 
+  it('a reload with a plugin whose init never settles is rejected, naming it, and the next reload goes through', async () => {
+    const logs = captureLogs();
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-plugins-'));
+    const file = path.join(dir, 'gateway.yaml');
+    const conf = (plugins: string, body: string) => `listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nplugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { ${plugins}mocking: { response_example: ${body} } } }\n`;
+    await mkdir(path.join(dir, 'plugins'));
+    await writeFile(path.join(dir, 'plugins', 'stuck.js'), "export default { name: 'stuck', version: '1', priority: 1, schema: {}, init: () => new Promise(() => {}), phases: {} };");
+    await writeFile(file, conf('', 'good'));
+    const gw = await Gateway.start({ config: file, env: {}, watch: false, pluginImportTimeoutMs: 1000 });
+    try {
+      await writeFile(file, conf('stuck: {}, ', 'stuck'));
+      const res = await gw.reload('test');
+      assert.equal(res.ok, false);
+      assert.match(res.ok ? '' : formatIssues(res.issues), /gateway\.yaml:5:34: routes\[0\]\.plugins\.stuck: plugin stuck: init did not finish within 1000 ms$/);
+      assert.equal((await request(gw.port, '/a')).body, 'good');
+      await writeFile(file, conf('', 'next'));
+      assert.equal((await gw.reload('test')).ok, true);
+      assert.equal((await request(gw.port, '/a')).body, 'next');
+    } finally {
+      await gw.close(100);
+      await rm(dir, { recursive: true, force: true });
+      logs.restore();
+    }
+  });
+
   it('built-ins honour the naming rules: file, name, schema $id, kebab-case', async () => {
     const plugins = await builtinPlugins();
     assert.deepEqual([...plugins.keys()].sort(), ['basic-auth', 'client-control', 'consumer-restriction', 'cors', 'file-logger', 'forward-auth', 'http-logger', 'ip-restriction', 'jwt-auth', 'key-auth', 'limit-conn', 'limit-count', 'limit-req', 'mocking', 'opa', 'openid-connect', 'opentelemetry', 'post-function', 'pre-function', 'prometheus', 'proxy-rewrite', 'real-ip', 'redirect', 'request-id', 'response-rewrite', 'serverless-post-function', 'serverless-pre-function']);

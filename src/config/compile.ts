@@ -11,6 +11,7 @@ import type { Listen, RouteEntry, ServerlessSettings, Snapshot, UpstreamEntry } 
 import { LocalSharedState } from '../shared/local.ts';
 import { Registry } from 'prom-client';
 import { buildChain, canReply, type Instance } from './chain.ts';
+import { PLUGIN_IMPORT_TIMEOUT_MS } from './plugins.ts';
 import type { Checked, Place } from './check.ts';
 import type { IssueList } from './issues.ts';
 import type { GatewayDoc, UpstreamDoc } from './model.ts';
@@ -41,6 +42,8 @@ export interface CompileOptions {
   /** The certificate files' contents, and their paths (ssl-files.ts). */
   files?: FileSet;
   sslFiles?: readonly string[];
+  /** How long one plugin instance's init may take (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
+  initTimeoutMs?: number;
 }
 
 type Layer = Map<string, Instance> | undefined;
@@ -52,7 +55,7 @@ export async function compileConfig(checked: Checked, file: string, hash: string
   // One frozen Consumer per username, made before plugins init (anonymous_consumer names one).
   const byName = new Map<string, Consumer>((doc.consumers ?? []).map((c) => [String(c.username), Object.freeze({ username: String(c.username) })]));
   const api: PluginApi = { where: '', scope: '', functions: opts.functions(serverless), shared: opts.shared ?? new LocalSharedState(), load: {}, metrics: opts.metrics ?? new Registry(), consumer: (name) => byName.get(name) };
-  const layers = await initPlugins(checked, issues, api);
+  const layers = await initPlugins(checked, issues, api, opts.initTimeoutMs ?? PLUGIN_IMPORT_TIMEOUT_MS);
   if (issues.size) return undefined;
   const upstreamCache = new Map<string, UpstreamEntry>();
   const upstreamOf = (id: string, u: UpstreamDoc) => compileUpstreamCached(id, u, opts.previous?.upstreamCache, upstreamCache);
@@ -122,7 +125,22 @@ function serverlessSettings(doc: GatewayDoc): ServerlessSettings {
 }
 
 /** Every plugin instance's state (init may check functions in a worker), per place scope. */
-async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi): Promise<Map<string, Layer>> {
+/**
+ * `init`'s result within `ms`: a plugin whose init never settles (a fetch with
+ * no timeout) rejects the load instead of holding every later reload behind it.
+ */
+async function withinDeadline<T>(v: T | Promise<T>, ms: number): Promise<T> {
+  if (!(v instanceof Promise)) return v;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`init did not finish within ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([v, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi, initTimeoutMs: number): Promise<Map<string, Layer>> {
   const initPlace = async (place: Place): Promise<Layer> => {
     if (!place.map) return undefined;
     const out = new Map<string, Instance>();
@@ -130,7 +148,7 @@ async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi):
       const def = checked.plugins.get(name) as PluginDef;
       if (place.consumer && def.consumerSchema) continue; // credentials, not a chain member
       try {
-        const state = def.init ? await def.init(conf, { ...api, where: place.where, scope: place.scope, metadata: checked.metadata.get(name) }) : conf;
+        const state = def.init ? await withinDeadline(def.init(conf, { ...api, where: place.where, scope: place.scope, metadata: checked.metadata.get(name) }), initTimeoutMs) : conf;
         out.set(name, { def, state: deepFreeze(state) });
       } catch (err) {
         for (const line of String((err as Error).message ?? err).split('\n')) issues.add('GW_ERR_CONFIG_PLUGIN', [...place.at, name], `plugin ${name}: ${line}`, true);

@@ -41,7 +41,7 @@ export interface LoadOptions {
   shared?: SharedState;
   /** The gateway's Prometheus registry (plugins reach it as `api.metrics`). */
   metrics?: Registry;
-  /** How long a user plugin module may take to import, in a probe thread (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
+  /** How long a user plugin module may take to import, in a probe thread, and each instance's init (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
   pluginImportTimeoutMs?: number;
   /** Text longer than this (UTF-8 bytes) is refused unparsed; DEFAULT_MAX_CONFIG_BYTES when absent. */
   maxBytes?: number;
@@ -164,5 +164,5 @@ async function runStages(text: string, file: string, at: Hashed, issues: IssueLi
   const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs });
   if (!checked) return undefined;
   await pause();
-  return compileConfig(checked, file, at.hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics, files, sslFiles: paths });
+  return compileConfig(checked, file, at.hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics, files, sslFiles: paths, initTimeoutMs: opts.pluginImportTimeoutMs });
 }
