@@ -2,7 +2,7 @@
  * The frozen result of one config load: everything the request path reads.
  * Built by config code, read (never changed) by the server.
  */
-import type { Credential, Handler, Phase, PluginDef } from './plugin.ts';
+import type { Credential, Ctx, Handler, Phase, PluginDef } from './plugin.ts';
 import type { Balancer } from './balancer.ts';
 import type { Router } from './router.ts';
 import type { SecureVersion } from 'node:tls';
@@ -57,9 +57,8 @@ export interface UpstreamEntry {
   readonly balancer: Balancer;
   /** chash only: where the hash key comes from (undefined for other balancers). */
   readonly hashOn?: 'vars' | 'header' | 'cookie' | 'consumer';
-  readonly hashKey: string;
-  /** hash_on: cookie: the cookie's matcher, compiled at load. */
-  readonly cookie?: RegExp;
+  /** chash: the request's key (hash_on + key, compiled at load); undefined spreads the request round-robin. */
+  readonly hashKey?: (ctx: Ctx) => string | undefined;
   /** Milliseconds; `tunnelIdle`: a WebSocket tunnel with no byte either way this long is closed. */
   readonly timeout: { readonly connect: number; readonly send: number; readonly read: number; readonly tunnelIdle: number };
   readonly retries: number;

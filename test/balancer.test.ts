@@ -57,6 +57,7 @@ describe('hash_on over real sockets', () => {
     gw = await startGateway(`routes:
   - { id: h, uri: /h, upstream: { type: chash, hash_on: header, key: x-user, nodes: { ${nodes} } } }
   - { id: c, uri: /c, upstream: { type: chash, hash_on: cookie, key: sid, nodes: { ${nodes} } } }
+  - { id: v, uri: /v, upstream: { type: chash, key: arg_user, nodes: { ${nodes} } } }
 `);
   });
   after(async () => { await gw.close(); for (const u of ups) await u.close(); });
@@ -66,6 +67,18 @@ describe('hash_on over real sockets', () => {
     for (let i = 0; i < 30; i++) {
       const user = `u${i % 10}`;
       const body = (await request(gw.port, '/h', { headers: { 'x-user': user } })).body;
+      if (!seen.has(user)) seen.set(user, new Set());
+      seen.get(user)!.add(body);
+    }
+    for (const [user, nodes] of seen) assert.equal(nodes.size, 1, user);
+    assert.ok(new Set([...seen.values()].map((s) => [...s][0])).size > 1, 'more than one node used');
+  });
+
+  it('hash_on vars (the default): the same query argument always reaches the same node; values spread', async () => {
+    const seen = new Map<string, Set<string>>();
+    for (let i = 0; i < 30; i++) {
+      const user = `u${i % 10}`;
+      const body = (await request(gw.port, `/v?user=${user}`)).body;
       if (!seen.has(user)) seen.set(user, new Set());
       seen.get(user)!.add(body);
     }

@@ -24,6 +24,8 @@ const invalid: { desc: string; conf: string; env?: Record<string, string>; want:
   { desc: 'wrong type', conf: `routes:\n  - id: a\n    uri: 42\n${UP}`, want: 'gateway.yaml:3:10: routes[0].uri: must be of type string' },
   { desc: 'bad enum', conf: 'routes:\n  - id: a\n    uri: /a\n    upstream: { type: random, nodes: { "127.0.0.1:80": 1 } }\n',
     want: 'gateway.yaml:4:23: routes[0].upstream.type: must be one of: "roundrobin", "chash", "least_conn"' },
+  { desc: 'chash on a variable Turnpike does not know (it would spread requests with no hashing)', conf: 'routes:\n  - id: a\n    uri: /a\n    upstream: { type: chash, key: server_name, nodes: { "127.0.0.1:80": 1 } }\n',
+    want: 'gateway.yaml:4:35: routes[0].upstream.key: "server_name" is not a variable Turnpike knows (known: remote_addr, consumer_name, route_id, service_id, uri, request_method, host, http_<header>, arg_<name>, cookie_<name>)' },
   { desc: 'empty nodes', conf: 'routes:\n  - id: a\n    uri: /a\n    upstream: { nodes: [] }\n',
     want: 'gateway.yaml:4:24: routes[0].upstream.nodes: is not valid; expected a map of "host:port": weight, or a list of {host, port, weight}' },
   { desc: 'no uri', conf: `routes:\n  - id: a\n${UP}`, want: 'gateway.yaml:2:5: routes[0]: route needs "uri" or "uris"' },

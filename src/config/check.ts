@@ -7,10 +7,10 @@ import path from 'node:path';
 import schema from '../../schemas/gateway.schema.json' with { type: 'json' };
 import type { PluginDef } from '../plugin.ts';
 import type { IssueList } from './issues.ts';
-import type { GatewayDoc, PluginMap } from './model.ts';
+import type { GatewayDoc, PluginMap, UpstreamDoc } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import type { PathSeg } from './source.ts';
-import { parseTrustedProxies } from './upstream.ts';
+import { hashKeyProblem, parseTrustedProxies } from './upstream.ts';
 import { checkUpstreamTls } from './upstream-tls.ts';
 import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
@@ -164,6 +164,15 @@ function checkReferences(doc: GatewayDoc, issues: IssueList): void {
   ids('consumers', doc.consumers, 'username');
   ids('global_rules', doc.global_rules, 'id');
   doc.upstreams?.forEach((u, i) => { if (u.id === undefined) issues.add('GW_ERR_CONFIG_SCHEMA', ['upstreams', i], 'missing required field "id"'); });
+  const upstreams: [PathSeg[], UpstreamDoc | undefined][] = [
+    ...(doc.upstreams ?? []).map((u, i): [PathSeg[], UpstreamDoc] => [['upstreams', i], u]),
+    ...(doc.services ?? []).map((s, i): [PathSeg[], UpstreamDoc | undefined] => [['services', i, 'upstream'], s?.upstream]),
+    ...(doc.routes ?? []).map((r, i): [PathSeg[], UpstreamDoc | undefined] => [['routes', i, 'upstream'], r?.upstream]),
+  ];
+  for (const [at, u] of upstreams) {
+    const why = u && hashKeyProblem(u);
+    if (why) issues.add('GW_ERR_CONFIG_SCHEMA', [...at, 'key'], why);
+  }
   doc.services?.forEach((s, i) => {
     if (s.upstream_id !== undefined && !upstreamIds.has(String(s.upstream_id))) issues.add('GW_ERR_CONFIG_REF', ['services', i, 'upstream_id'], `upstream "${s.upstream_id}" is not defined in upstreams`);
     if (s.upstream_id !== undefined && s.upstream) issues.add('GW_ERR_CONFIG_REF', ['services', i, 'upstream'], 'give either upstream_id or upstream, not both');

@@ -1,6 +1,6 @@
 /** Turns an upstream as written into the entry the proxy reads. */
 import { createBalancer } from '../balancer.ts';
-import { compileIpMatcher } from '../plugin.ts';
+import { compileIpMatcher, KNOWN_REQUEST_VARIABLES, variable, type Ctx } from '../plugin.ts';
 import type { ActiveCheck, Listen, UpstreamEntry, UpstreamNode } from '../snapshot.ts';
 import type { ActiveCheckDoc, UpstreamDoc } from './model.ts';
 import { compileNodeTls } from './upstream-tls.ts';
@@ -30,6 +30,23 @@ export function compileUpstreamCached(id: string, doc: UpstreamDoc, previous: Re
   return entry;
 }
 
+/** chash's key of one request, compiled once (an unknown variable was refused by hashKeyProblem). */
+function hashReader(on: UpstreamDoc['hash_on'], key: string): (ctx: Ctx) => string | undefined {
+  if (on === 'consumer') return (ctx) => ctx.consumer?.username;
+  if (on === 'header') {
+    const name = key.toLowerCase();
+    return (ctx) => { const v = ctx.request.headers[name]; return Array.isArray(v) ? v[0] : v; };
+  }
+  if (on === 'cookie') return variable(`cookie_${key}`, true)!;
+  return variable(key, true) ?? (() => undefined);
+}
+
+/** Why an upstream's chash key cannot be read, or undefined (APISIX would hash every request alike, silently). */
+export function hashKeyProblem(doc: UpstreamDoc): string | undefined {
+  if (doc.type !== 'chash' || (doc.hash_on ?? 'vars') !== 'vars' || variable(doc.key, true)) return undefined;
+  return `"${doc.key}" is not a variable Turnpike knows (known: ${KNOWN_REQUEST_VARIABLES})`;
+}
+
 /** Compiles one upstream; `id` names it in errors and logs. */
 export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
   const defaultPort = doc.scheme === 'https' ? 443 : 80;
@@ -49,8 +66,7 @@ export function compileUpstream(id: string, doc: UpstreamDoc): UpstreamEntry {
     nodes: Object.freeze(nodes),
     balancer: createBalancer(doc.type, nodes),
     hashOn: doc.type === 'chash' ? doc.hash_on : undefined,
-    hashKey: doc.key,
-    cookie: doc.type === 'chash' && doc.hash_on === 'cookie' ? new RegExp(`(?:^|;\\s*)${doc.key.replace(/[^\w-]/g, '')}=([^;]*)`) : undefined,
+    hashKey: doc.type === 'chash' ? hashReader(doc.hash_on, doc.key) : undefined,
     // nginx's 60 s for an idle tunnel unless the file sets read: 6 s would cut quiet WebSocket chats.
     timeout: Object.freeze({ connect: doc.timeout.connect * 1000, send: doc.timeout.send * 1000, read: (doc.timeout.read ?? 6) * 1000, tunnelIdle: (doc.timeout.read ?? 60) * 1000 }),
     retries: doc.retries ?? Math.max(0, nodes.length - 1),

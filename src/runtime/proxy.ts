@@ -60,26 +60,6 @@ export function stripHopByHop(headers: Record<string, string | string[] | number
   return out;
 }
 
-function hashKey(ctx: RequestCtx, up: UpstreamEntry): string | undefined {
-  const req = ctx.request;
-  switch (up.hashOn) {
-    case 'header': { const v = req.headers[up.hashKey.toLowerCase()]; return Array.isArray(v) ? v[0] : v; }
-    case 'cookie': {
-      const c = req.headers.cookie;
-      const m = c && up.cookie!.exec(c);
-      return m ? m[1] : undefined;
-    }
-    case 'consumer': return ctx.consumer?.username;
-    default:
-      if (up.hashKey === 'remote_addr') return req.client_ip;
-      if (up.hashKey === 'uri') return req.path;
-      if (up.hashKey === 'host') return req.headers.host;
-      if (up.hashKey.startsWith('arg_')) { const v = req.query[up.hashKey.slice(4)]; return Array.isArray(v) ? v[0] : v; }
-      if (up.hashKey.startsWith('http_')) { const v = req.headers[up.hashKey.slice(5).replace(/_/g, '-')]; return Array.isArray(v) ? v[0] : v; }
-      return undefined;
-  }
-}
-
 /** Another node than an ejected `first`; `first` itself when every node is ejected (better than none). */
 function pickHealthy(pools: UpstreamPools, up: UpstreamEntry, key: string | undefined, tried: Set<UpstreamNode> | undefined, first: UpstreamNode): UpstreamNode {
   const skip = new Set(tried);
@@ -380,7 +360,7 @@ export function forward(pools: UpstreamPools, ctx: RequestCtx, up: UpstreamEntry
     buffered ?? (!streamed ? null : ctx.bodyLimit > 0 ? Readable.from(capped(req, ctx.bodyLimit), { objectMode: false }) : req),
     !streamed && (IDEMPOTENT.has(method) || up.retryNonIdempotent),
     // Only a consistent-hash balancer reads a key.
-    up.hashOn === undefined ? undefined : hashKey(ctx, up),
+    up.hashKey?.(ctx),
     upgrade,
   ).start();
 }
