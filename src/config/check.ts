@@ -11,6 +11,7 @@ import type { GatewayDoc, PluginMap, UpstreamDoc } from './model.ts';
 import { loadPlugins } from './plugins.ts';
 import type { PathSeg } from './source.ts';
 import { hashKeyProblem, parseTrustedProxies } from './upstream.ts';
+import { NO_FILES, type FileSet } from './ssl-files.ts';
 import { checkUpstreamTls } from './upstream-tls.ts';
 import { SchemaSet } from './validate.ts';
 import { normalizeApisix } from './compat/apisix.ts';
@@ -37,6 +38,8 @@ export interface CheckOptions {
   pause: () => void | Promise<void>;
   /** How long a user plugin module may take to import (PLUGIN_IMPORT_TIMEOUT_MS when absent). */
   pluginImportTimeoutMs?: number;
+  /** The files the config names (ssl-files.ts), already read. */
+  files?: FileSet;
 }
 
 /** Checks parsed data; undefined when `issues` says why it is not a valid gateway.yaml. */
@@ -54,7 +57,7 @@ export async function checkConfig(data: unknown, file: string, issues: IssueList
     const plugins = await checkPlugins(doc, file, issues, opts.pluginImportTimeoutMs);
     const metadata = checkMetadata(doc, plugins, issues);
     checkReferences(doc, issues);
-    checkUpstreamTls(doc, file, issues);
+    checkUpstreamTls(doc, file, issues, opts.files ?? NO_FILES);
     return issues.size ? undefined : { doc, plugins, places: placesOf(doc), metadata };
   } catch (err) {
     // The checks assume a schema-valid shape; on a malformed one the schema errors already say why.

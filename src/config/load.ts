@@ -161,7 +161,7 @@ async function runStages(text: string, file: string, at: Hashed, issues: IssueLi
   const files = paths.length === 0 ? NO_FILES : typeof source === 'function' ? await source(paths) : source;
   at.hash = configHash(at.hash, files, paths);
   at.files = paths;
-  const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs });
+  const checked = await checkConfig(src.data, file, issues, { pause, pluginImportTimeoutMs: opts.pluginImportTimeoutMs, files });
   if (!checked) return undefined;
   await pause();
   return compileConfig(checked, file, at.hash, issues, { functions: opts.functions, pause, previous: opts.previous, shared: opts.shared, metrics: opts.metrics, files, sslFiles: paths, initTimeoutMs: opts.pluginImportTimeoutMs });

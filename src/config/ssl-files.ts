@@ -1,5 +1,6 @@
 /**
- * Certificate and key files named by `ssls` (cert_file, key_file, files):
+ * Certificate and key files named by `ssls` (cert_file, key_file, files)
+ * and upstream CA files (tls.ca_file):
  * which paths a document names, their contents read by whoever reads the
  * config (the host's main thread, or a single gateway), and the load's hash
  * over the text and those contents, so that a renewed certificate is a new
@@ -24,19 +25,23 @@ export function resolveSslPath(p: string, configFile: string): string {
   return path.resolve(path.dirname(path.resolve(configFile)), p);
 }
 
-/** The files `data` (parsed, not yet checked: any shape) names under `ssls`, resolved, sorted, once each. */
+/**
+ * The files `data` (parsed, not yet checked: any shape) names: `ssls`
+ * certificates and keys, and upstreams' `tls.ca_file`; resolved, sorted, once each.
+ */
 export function sslFilePaths(data: unknown, configFile: string): string[] {
-  const ssls = (data as { ssls?: unknown } | null)?.ssls;
-  if (!Array.isArray(ssls)) return [];
+  const doc = (data ?? {}) as { ssls?: unknown; upstreams?: unknown; services?: unknown; routes?: unknown };
   const out = new Set<string>();
   const add = (v: unknown) => { if (typeof v === 'string' && v !== '') out.add(resolveSslPath(v, configFile)); };
-  for (const s of ssls) {
-    if (!s || typeof s !== 'object') continue;
-    const e = s as { cert_file?: unknown; key_file?: unknown; files?: unknown };
+  const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((x) => x && typeof x === 'object') : []);
+  for (const e of list(doc.ssls)) {
     add(e.cert_file);
     add(e.key_file);
-    if (Array.isArray(e.files)) for (const f of e.files) if (f && typeof f === 'object') { add((f as { cert_file?: unknown }).cert_file); add((f as { key_file?: unknown }).key_file); }
+    for (const f of list(e.files)) { add(f.cert_file); add(f.key_file); }
   }
+  // A CA file is read, hashed and watched like a certificate: a new CA bundle applies without a restart.
+  const upstreams = [...list(doc.upstreams), ...[...list(doc.services), ...list(doc.routes)].map((x) => x.upstream)];
+  for (const u of upstreams) add(((u as { tls?: { ca_file?: unknown } } | undefined)?.tls)?.ca_file);
   return [...out].sort();
 }
 

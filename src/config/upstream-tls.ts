@@ -5,13 +5,12 @@
  * later; then the settings each https node's connection pool is built from.
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import path from 'node:path';
 import type { UpstreamTls } from '../snapshot.ts';
 import type { IssueList } from './issues.ts';
 import type { GatewayDoc, UpstreamDoc, UpstreamTlsDoc } from './model.ts';
 import type { PathSeg } from './source.ts';
+import { resolveSslPath, type FileSet } from './ssl-files.ts';
 
 /** Every upstream of the document with its path: top-level, and inline on services and routes. */
 function upstreamsOf(doc: GatewayDoc): [UpstreamDoc, PathSeg[]][] {
@@ -34,8 +33,7 @@ function parseCerts(pem: string): X509Certificate[] {
  * text in `ca`, the ssls entry of `client_cert_id` in client_cert/client_key.
  * The document changes, so a changed CA file compiles a new pool.
  */
-export function checkUpstreamTls(doc: GatewayDoc, file: string, issues: IssueList): void {
-  const dir = path.dirname(path.resolve(file));
+export function checkUpstreamTls(doc: GatewayDoc, file: string, issues: IssueList, files: FileSet): void {
   for (const [u, at] of upstreamsOf(doc)) {
     const t = u.tls;
     if (!t) continue;
@@ -46,12 +44,13 @@ export function checkUpstreamTls(doc: GatewayDoc, file: string, issues: IssueLis
     }
     if (t.ca_file !== undefined && t.ca !== undefined) issues.add('GW_ERR_CONFIG_SCHEMA', [...here, 'ca_file'], 'give either ca or ca_file, not both', true);
     else if (t.ca_file !== undefined) {
-      try {
-        t.ca = readFileSync(path.resolve(dir, t.ca_file), 'utf8');
-      } catch (err) {
-        issues.add('GW_ERR_CONFIG_READ', [...here, 'ca_file'], `cannot read ${t.ca_file}: ${(err as Error).message}`);
+      // Read with the config by whoever reads it (the main thread), like ssls files: hashed and watched.
+      const text = files.get(resolveSslPath(t.ca_file, file));
+      if (typeof text !== 'string') {
+        issues.add('GW_ERR_CONFIG_READ', [...here, 'ca_file'], `cannot read ${t.ca_file}: ${text?.error ?? 'not read'}`);
         continue;
       }
+      t.ca = text;
     }
     if (t.client_cert_id !== undefined) resolveClientCert(doc, t, here, issues);
     checkPems(t, here, issues);
