@@ -15,6 +15,12 @@ const load = (text: string, env: Record<string, string> = {}) =>
 const UP = '    upstream: { nodes: { "127.0.0.1:80": 1 } }\n';
 
 const invalid: { desc: string; conf: string; env?: Record<string, string>; want: string }[] = [
+  { desc: '$env:// reference to an unset variable (never the literal text as the key)', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$env://NOPE'),
+    want: 'gateway.yaml:4:24: environment variable NOPE is not set ($env://NOPE)' },
+  { desc: '$env://NAME/key of a JSON value without that key', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$env://J/nokey'), env: { J: '{"key":"x"}' },
+    want: 'gateway.yaml:4:24: environment variable J has no "nokey" ($env://J/nokey reads a key of the JSON object it holds)' },
+  { desc: '$secret:// (a secret manager)', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$secret://vault/1/alice/key'),
+    want: 'gateway.yaml:4:24: $secret://vault/1/alice/key: secret managers ($secret://) are not supported: use $env://NAME or ${{NAME}}' },
   { desc: 'empty file', conf: '# nothing yet\n', want: 'gateway.yaml:1:1: file is empty: a gateway needs at least one route' },
   { desc: 'not a mapping', conf: '- a\n- b\n', want: 'gateway.yaml:1:1: the file must be a mapping with routes, services, upstreams, consumers' },
   { desc: 'YAML syntax', conf: 'routes:\n  - id: a\n    uri: "/a\n', want: 'gateway.yaml:4:1: YAML: Missing closing "quote' },
@@ -82,6 +88,14 @@ describe('invalid configs are rejected with every error and its position', () =>
 });
 
 describe('valid configs', () => {
+  it("APISIX's $env://NAME and $env://NAME/key (a key of a JSON value) are read from the environment", async () => {
+    const res = await load('consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "$env://ALICE_KEY" }\n  - username: b\n    plugins:\n      key-auth: { key: $env://CREDS/bob }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n',
+      { ALICE_KEY: 'alice-secret', CREDS: '{"bob":"bob-secret"}' });
+    assert.ok(res.ok, res.ok ? '' : formatIssues(res.issues));
+    const found = (key: string) => res.snapshot.consumers.get('key-auth')?.get(key)?.consumer.username;
+    assert.deepEqual([found('alice-secret'), found('bob-secret'), found('$env://ALICE_KEY')], ['a', 'b', undefined]);
+  });
+
   it('substitutes ${{VAR}} and ${{VAR:=default}} but leaves JavaScript ${...} alone', async () => {
     const res = await load([
       'routes:',

@@ -2,7 +2,8 @@
 // and the reload parser (parse-worker.js), which must follow the same rules:
 // YAML errors, aliases without an anchor, aliases that contain themselves or
 // expand past a bound, and `${{VAR}}` substituted inside parsed scalars (so a
-// value is always exactly one scalar, whatever characters it holds).
+// value is always exactly one scalar, whatever characters it holds), then
+// APISIX's `$env://NAME` references.
 // Never throws: every problem comes back with its character offset.
 // @ts-check
 import { isAlias, isCollection, isPair, isScalar, parseDocument } from 'yaml';
@@ -48,6 +49,8 @@ export function readYaml(text, env) {
     if (doc.errors.length) return { doc, original, problems: at(doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '') }))) };
     const missing = substitute(doc.contents, tokens, marker, env);
     if (missing.length) return { doc, original, problems: missing };
+    const refs = secretRefs(doc.contents, env);
+    if (refs.length) return { doc, original, problems: at(refs) };
     const alias = expandAliases(doc.contents);
     if (alias) return { doc, original, problems: at([alias]) };
     return { doc, original, problems: [], data: doc.toJS({ maxAliasCount: -1 }) };
@@ -183,6 +186,51 @@ function substitute(root, tokens, marker, env) {
   return missing;
 }
 
+/** APISIX's secret references, a whole value: `$env://NAME` or `$env://NAME/key` (a key of the JSON in NAME), `$secret://…`. */
+const REF = /^\$(env|secret):\/\/(.*)$/;
+const ENV_REF = /^([A-Za-z_][A-Za-z0-9_]*)(?:\/(.+))?$/;
+const ENV_REF_NAMES = /\$env:\/\/([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/**
+ * Puts each `$env://NAME` value (APISIX's secret reference, a whole scalar) in
+ * place from `env`, as APISIX resolves them in plugin configs. An unset
+ * variable, a missing JSON key, or a `$secret://` reference (a secret manager,
+ * which Turnpike does not have) is a problem at the value: never the literal
+ * text used as a key or password.
+ * @param {unknown} root
+ * @param {Env} env
+ * @returns {Problem[]}
+ */
+function secretRefs(root, env) {
+  /** @type {Problem[]} */ const problems = [];
+  /** @param {any} node */
+  const walk = (node) => {
+    if (isCollection(node)) {
+      for (const item of node.items) { if (isPair(item)) walk(item.value); else walk(item); }
+      return;
+    }
+    if (!isScalar(node) || typeof node.value !== 'string' || !node.value.startsWith('$')) return;
+    const m = REF.exec(node.value);
+    if (!m) return;
+    const at = node.range?.[0] ?? 0;
+    if (m[1] === 'secret') { problems.push({ offset: at, message: `${node.value}: secret managers ($secret://) are not supported: use $env://NAME or \${{NAME}}`, env: true }); return; }
+    const e = ENV_REF.exec(m[2]);
+    const v = e ? env[e[1]] : undefined;
+    if (!e) problems.push({ offset: at, message: `${node.value} is not $env://NAME or $env://NAME/key`, env: true });
+    else if (v === undefined) problems.push({ offset: at, message: `environment variable ${e[1]} is not set (${node.value})`, env: true });
+    else if (e[2] === undefined) node.value = v;
+    else {
+      let json;
+      try { json = JSON.parse(v); } catch { json = undefined; }
+      const x = json && typeof json === 'object' ? json[e[2]] : undefined;
+      if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') node.value = String(x);
+      else problems.push({ offset: at, message: `environment variable ${e[1]} has no "${e[2]}" (${node.value} reads a key of the JSON object it holds)`, env: true });
+    }
+  };
+  walk(root);
+  return problems;
+}
+
 /**
  * Only the variables `text` names: what a parse elsewhere needs to be sent.
  * @param {string} text @param {Env} env @returns {Record<string, string>}
@@ -190,5 +238,6 @@ function substitute(root, tokens, marker, env) {
 export function referencedEnv(text, env) {
   /** @type {Record<string, string>} */ const out = {};
   for (const m of text.matchAll(VAR)) { const v = env[m[1]]; if (v !== undefined) out[m[1]] = v; }
+  for (const m of text.matchAll(ENV_REF_NAMES)) { const v = env[m[1]]; if (v !== undefined) out[m[1]] = v; }
   return out;
 }
