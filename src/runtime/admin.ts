@@ -19,7 +19,8 @@ export function adminHandler(view: AdminView): (req: IncomingMessage, res: Serve
       case '/healthz': return send(200, 'application/json', '{"status":"ok"}');
       case '/readyz': return view.ready() ? send(200, 'application/json', '{"status":"ready"}') : send(503, 'application/json', '{"status":"not ready"}');
       case '/status': return send(200, 'application/json', JSON.stringify(view.status(), null, 2));
-      case '/metrics': {
+      // APISIX's export_uri too, so a scrape config written for APISIX keeps working.
+      case '/metrics': case '/apisix/prometheus/metrics': {
         const text = view.metrics();
         if (typeof text === 'string') return send(200, 'text/plain; version=0.0.4', text);
         text.then((t) => send(200, 'text/plain; version=0.0.4', t), (err: Error) => send(500, 'application/json', JSON.stringify({ error: `metrics could not be collected: ${err.message}` })));

@@ -109,6 +109,13 @@ consumers:
     assert.equal(after.get(key('egress'))! - before.get(key('egress'))!, Buffer.byteLength(res, 'latin1'));
   });
 
+  it("APISIX's export_uri, /apisix/prometheus/metrics, serves the same text on the admin listener", async () => {
+    const res = await request(f.gw.adminPort, '/apisix/prometheus/metrics');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], 'text/plain; version=0.0.4');
+    assert.match(res.body, /^turnpike_http_status\{/m);
+  });
+
   it('host series: connections, node info, Node runtime metrics', async () => {
     const m = await scrape(f.gw.adminPort);
     assert.ok(m.get('turnpike_http_current_connections{state="accepted"}')! >= 16);
