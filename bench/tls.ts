@@ -45,6 +45,17 @@ function h2load(args: string[]): Promise<{ rps: number; errors: number; requests
   });
 }
 
+/**
+ * BENCH_TLS_DUAL=1: an extra entry picked by SNI with RSA and ECDSA pairs, so
+ * every handshake pays the ClientHello read (listeners.ts) the rows measure.
+ */
+function dualEntry(ca: TestCA): string {
+  if (process.env.BENCH_TLS_DUAL !== '1') return '';
+  const rsa = ca.leaf({ names: ['dual.test'] });
+  const ec = ca.leaf({ names: ['dual.test'], kind: 'ec' });
+  return `  - { id: dual, snis: [dual.test], files: [{ cert_file: ${rsa.certFile}, key_file: ${rsa.keyFile} }, { cert_file: ${ec.certFile}, key_file: ${ec.keyFile} }] }\n`;
+}
+
 /** The TLS rows; the plain row of the same gateway first. */
 export async function tlsRows(b: TlsBench): Promise<TlsRow[]> {
   const ca = new TestCA('Turnpike Bench CA');
@@ -56,7 +67,7 @@ export async function tlsRows(b: TlsBench): Promise<TlsRow[]> {
     const ports = [await b.freePort(), await b.freePort()];
     const t = await b.start('tls',
       `listen:\n  - { host: 127.0.0.1, port: ${ports[0]} }\n  - { host: 127.0.0.1, port: ${ports[1]}, tls: true, http2: true }\n`,
-      `ssls:\n  - { id: bench, snis: [bench.test], default: true, cert_file: ${leaf.certFile}, key_file: ${leaf.keyFile} }\nroutes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${b.up}": 1 } } }\n`);
+      `ssls:\n  - { id: bench, snis: [bench.test], default: true, cert_file: ${leaf.certFile}, key_file: ${leaf.keyFile} }\n${dualEntry(ca)}routes:\n  - { id: r, uri: /bench, upstream: { nodes: { "127.0.0.1:${b.up}": 1 } } }\n`);
     try {
       const plain: TlsRow = { name: 'turnpike: TLS gateway, plain HTTP listener', ...(await load(`http://127.0.0.1:${ports[0]}/bench`, { seconds: b.seconds, connections: b.connections })) };
       rows.push(plain);

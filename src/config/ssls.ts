@@ -1,7 +1,7 @@
 /**
  * Compiles `ssls` (APISIX's ssl resource, plus Turnpike's files and
  * `default`) and the `listen` list into what the TLS listeners read: one
- * SecureContext per entry, made once per load. A certificate that does not
+ * SecureContext per entry (and per pair kind when it holds RSA and ECDSA), made once per load. A certificate that does not
  * parse, a key that does not match its certificate, or a certificate past its
  * end rejects the load at the entry's position; the certificates in force keep
  * serving.
@@ -81,7 +81,6 @@ export function compileSsls(doc: GatewayDoc, listeners: readonly ListenerSpec[],
     if (s.client?.skip_mtls_uri_regex) issues.warn([...at, 'client', 'skip_mtls_uri_regex'], 'skip_mtls_uri_regex is not supported: every path requires the client certificate', true);
     const pairs = pairsOf(s, at, files, configFile, issues);
     if (!pairs) return;
-    if (pairs.length > 1 && !s.default) issues.warn([...at, pairs[1].at[2]], 'several certificates on an entry picked by SNI: Node serves only the first (cert, or the first of certs/files) to SNI-matched clients; all of them are offered only on the default: true entry', true);
     const entry = compileEntry(s, snis, pairs, settings, at, issues, now);
     if (entry) entries.push(entry);
   });
@@ -137,14 +136,25 @@ function compileEntry(s: SslDoc, snis: string[], pairs: Pair[], settings: Readon
     }
   }
   const contexts = new Map<string, tls.SecureContext>();
+  // A switched-to context serves one pair: with RSA and ECDSA, one context per kind holding its first pair (listeners pick by ClientHello).
+  const ecAt = certs.findIndex((c) => c.keyType === 'EC');
+  const rsaAt = certs.findIndex((c) => c.keyType === 'RSA');
+  const byKind = !s.default && ecAt >= 0 && rsaAt >= 0 ? { ec: new Map<string, tls.SecureContext>(), rsa: new Map<string, tls.SecureContext>() } : undefined;
   try {
-    for (const [key, l] of settings) contexts.set(key, tls.createSecureContext({ ...options, minVersion: l.minVersion, maxVersion: l.maxVersion, ciphers: l.ciphers, honorCipherOrder: true }));
+    for (const [key, l] of settings) {
+      const ctxOpts = { minVersion: l.minVersion, maxVersion: l.maxVersion, ciphers: l.ciphers, honorCipherOrder: true };
+      contexts.set(key, tls.createSecureContext({ ...options, ...ctxOpts }));
+      if (!byKind) continue;
+      const ca = s.client ? { ca: s.client.ca } : {};
+      byKind.ec.set(key, tls.createSecureContext({ cert: pairs[ecAt].cert, key: pairs[ecAt].key, ...ca, ...ctxOpts }));
+      byKind.rsa.set(key, tls.createSecureContext({ cert: pairs[rsaAt].cert, key: pairs[rsaAt].key, ...ca, ...ctxOpts }));
+    }
   } catch (err) {
     issues.add('GW_ERR_CONFIG_TLS', at, `the certificates cannot be served together: ${(err as Error).message}`);
     return undefined;
   }
   return Object.freeze({
-    id: String(s.id), snis: Object.freeze(snis), isDefault: s.default === true, contexts, options: Object.freeze(options),
+    id: String(s.id), snis: Object.freeze(snis), isDefault: s.default === true, contexts, byKind, options: Object.freeze(options),
     client: s.client ? Object.freeze({ depth: s.client.depth }) : undefined,
     protocols: s.ssl_protocols ? new Set(s.ssl_protocols) : undefined,
     certs: Object.freeze(certs),

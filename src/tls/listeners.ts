@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ListenerSpec, Snapshot } from '../snapshot.ts';
 import { EdgeH2Request, EdgeH2Response } from './h2.ts';
 import { HandshakeLog, secureChecks } from './handshake.ts';
+import { peekClientHello, pairHint } from './peek.ts';
 import { tlsKey } from './sni.ts';
 
 /** What every listener hands its traffic to (the request path and its companions). */
@@ -31,6 +32,8 @@ interface SniSocket {
   _rejectUnauthorized?: boolean;
   _handle?: { setVerifyMode?(request: boolean, reject: boolean): void };
   remoteAddress?: string;
+  /** The raw TCP socket under the TLS one (peek.ts hints by it). */
+  _parent?: Socket;
 }
 
 /** Concurrent streams per HTTP/2 connection (nginx's http2_max_concurrent_streams). */
@@ -102,6 +105,7 @@ export class Listeners {
 
   /** Handshake failures logged (once per client address a minute), and the entry's rules checked once the handshake is done. */
   private secure<T extends AnyServer>(s: T, spec: ListenerSpec): T {
+    this.peekWhenNeeded(s, spec);
     s.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       const why = !socket.servername && !this.current().ssls.defaultEntry ? 'no SNI and no default certificate' : err.message;
       this.handshakes.failed(socket.remoteAddress, spec.port, why);
@@ -111,6 +115,24 @@ export class Listeners {
       if (why) { this.handshakes.failed(socket.remoteAddress, spec.port, why); socket.destroy(); }
     });
     return s;
+  }
+
+  /**
+   * Puts a ClientHello read in front of TLS, only while some entry picked by
+   * SNI holds RSA and ECDSA pairs (otherwise connections go straight to TLS,
+   * as before): TLS's own connection listener runs once the hello is in.
+   */
+  private peekWhenNeeded(s: AnyServer, spec: ListenerSpec): void {
+    const srv = s as unknown as Server;
+    const tlsListeners = srv.listeners('connection') as ((socket: Socket) => void)[];
+    srv.removeAllListeners('connection');
+    const toTls = (socket: Socket) => { for (const l of tlsListeners) l.call(srv, socket); };
+    const tls13 = spec.maxVersion === 'TLSv1.3';
+    srv.on('connection', (socket: Socket) => {
+      const snap = this.current();
+      if (!snap.ssls.picksByKind) { toTls(socket); return; }
+      peekClientHello(socket, tls13, snap.limits.headerTimeoutMs, toTls, () => this.handshakes.failed(socket.remoteAddress, spec.port, 'TLS handshake timeout'));
+    });
   }
 
   /**
@@ -149,7 +171,9 @@ export class Listeners {
       this._rejectUnauthorized = mtls;
       this._handle.setVerifyMode(mtls, mtls);
       // The default entry is the listener's own context already, with every certificate/key pair in it (a switched-to context serves only one).
-      cb(null, entry.isDefault ? undefined : entry.contexts.get(key));
+      // An entry with RSA and ECDSA: the pair the ClientHello accepts (peek.ts); not read or not understood: the first pair.
+      const kind = entry.byKind ? pairHint(this._parent) : undefined;
+      cb(null, entry.isDefault ? undefined : kind ? entry.byKind![kind].get(key) : entry.contexts.get(key));
     };
   }
 

@@ -26,6 +26,11 @@ export interface SslEntry {
   readonly isDefault: boolean;
   /** One context per distinct TLS setting of the listeners (tlsKey): ciphers apply from the context the handshake ends on. */
   readonly contexts: ReadonlyMap<string, SecureContext>;
+  /**
+   * An entry with RSA and ECDSA pairs: per kind, contexts holding that kind's
+   * first pair (by tlsKey), for the client the ClientHello says accepts it.
+   */
+  readonly byKind?: { readonly ec: ReadonlyMap<string, SecureContext>; readonly rsa: ReadonlyMap<string, SecureContext> };
   /** The certificates, keys and client CA: a listener's own context (the default entry, the admin listener) is made from them. */
   readonly options: Readonly<SecureContextOptions>;
   /** Mutual TLS: clients must present a certificate the entry's CA issued, through at most `depth` CAs. */
@@ -41,6 +46,8 @@ export class SniTable {
   readonly defaultEntry: SslEntry | undefined;
   /** Some entry asks for client certificates (mutual TLS). */
   readonly hasMtls: boolean;
+  /** Some entry picked by SNI holds RSA and ECDSA pairs: the listeners read ClientHellos to choose (peek.ts). */
+  readonly picksByKind: boolean;
   private readonly exact = new Map<string, SslEntry>();
   /** `*.example.com` under `example.com`. */
   private readonly wildcard = new Map<string, SslEntry>();
@@ -59,6 +66,7 @@ export class SniTable {
     this.any = any;
     this.defaultEntry = entries.find((e) => e.isDefault);
     this.hasMtls = entries.some((e) => e.client !== undefined);
+    this.picksByKind = entries.some((e) => !e.isDefault && e.byKind !== undefined);
     Object.freeze(this);
   }
 

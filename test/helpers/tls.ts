@@ -78,11 +78,13 @@ export function handshake(port: number, o: TlsOptions): Promise<{ cn: string; pe
   });
 }
 
-export interface H2Res { status: number; headers: http2.IncomingHttpHeaders; body: string; alpn: string | undefined }
+export interface H2Res { status: number; headers: http2.IncomingHttpHeaders; body: string; alpn: string | undefined; peer?: PeerCertificate }
 
 /** Requests over one HTTP/2 connection (h2 through ALPN), in parallel; the session closes after. */
 export async function h2Requests(port: number, o: TlsOptions, reqs: { path: string; method?: string; headers?: Record<string, string>; body?: string }[]): Promise<H2Res[]> {
-  const client = http2.connect(`https://127.0.0.1:${port}`, { servername: o.servername, ca: o.ca, cert: o.cert, key: o.key, checkServerIdentity: () => undefined });
+  const client = http2.connect(`https://127.0.0.1:${port}`, { servername: o.servername, ca: o.ca, cert: o.cert, key: o.key, sigalgs: o.sigalgs, maxVersion: o.maxVersion, ciphers: o.ciphers, checkServerIdentity: () => undefined });
+  let peer: PeerCertificate | undefined;
+  client.once('connect', (_s, socket) => { peer = (socket as tls.TLSSocket).getPeerCertificate(); });
   const errored = new Promise<never>((_, reject) => client.on('error', reject));
   try {
     return await Promise.race([errored, Promise.all(reqs.map((r) => new Promise<H2Res>((resolve, reject) => {
@@ -91,7 +93,7 @@ export async function h2Requests(port: number, o: TlsOptions, reqs: { path: stri
       const chunks: Buffer[] = [];
       stream.on('response', (h) => { head = h; });
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body: Buffer.concat(chunks).toString(), alpn: client.alpnProtocol }));
+      stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body: Buffer.concat(chunks).toString(), alpn: client.alpnProtocol, peer }));
       stream.on('error', reject);
       stream.end(r.body);
     })))]);
