@@ -1,22 +1,9 @@
 /** The ClientHello reader behind RSA/ECDSA selection: real hellos from Node's client, built ones, and hostile bytes. */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { captureHello, reframe } from './helpers/tls.ts';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello, type HelloResult } from '../src/tls/client-hello.ts';
-
-/** The first flight a Node TLS client sends with these options. */
-async function capture(o: tls.ConnectionOptions): Promise<Buffer> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const got = new Promise<Buffer>((resolve) => srv.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
-  const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', servername: 'a.test', rejectUnauthorized: false, ...o });
-  c.on('error', () => {});
-  const hello = await got;
-  c.destroy();
-  srv.close();
-  return hello;
-}
 
 const u16 = (n: number) => [n >> 8, n & 0xff];
 const u24 = (n: number) => [n >> 16, (n >> 8) & 0xff, n & 0xff];
@@ -32,17 +19,6 @@ function build(o: { suites: number[]; sigalgs?: number[]; versions?: number[]; e
   return Buffer.from([22, 3, 1, ...u16(hs.length), ...hs]);
 }
 
-/** The same first flight in records of `size` fragment bytes. */
-function reframe(hello: Buffer, size: number): Buffer {
-  const frag = hello.subarray(5, 5 + hello.readUInt16BE(3));
-  const out: Buffer[] = [];
-  for (let i = 0; i < frag.length; i += size) {
-    const part = frag.subarray(i, i + size);
-    out.push(Buffer.from([22, 3, 1, ...u16(part.length)]), part);
-  }
-  return Buffer.concat(out);
-}
-
 const done = (ecdsa: boolean): HelloResult => ({ state: 'done', ecdsa });
 const INVALID: HelloResult = { state: 'invalid' };
 
@@ -55,7 +31,7 @@ describe('parseClientHello: hellos Node sends', () => {
     tls12Rsa: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' },
     tls12Ec: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' },
   };
-  before(async () => { for (const [k, o] of Object.entries(opts)) real[k] = await capture(o); });
+  before(async () => { for (const [k, o] of Object.entries(opts)) real[k] = await captureHello({ servername: 'a.test', ...o }); });
 
   const cases: { desc: string; hello: string; tls13?: boolean; split?: number; want: HelloResult }[] = [
     { desc: 'a default client accepts ECDSA', hello: 'default', want: done(true) },

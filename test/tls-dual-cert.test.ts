@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import tls, { type PeerCertificate } from 'node:tls';
 import { eventually, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 import { pemYaml, TestCA, type Pem } from './helpers/certs.ts';
-import { h2Requests, httpsRequest, type TlsOptions } from './helpers/tls.ts';
+import { captureHello, h2Requests, httpsRequest, reframe, type TlsOptions } from './helpers/tls.ts';
 
 const ca = new TestCA();
 const rsaA = ca.leaf({ names: ['a.test'] });
@@ -49,17 +49,6 @@ function rawClient(port: number): { sock: net.Socket; closed: Promise<Buffer> } 
   return { sock, closed };
 }
 
-/** The first flight re-framed into records of `recordSize` bytes of fragment. */
-function reframe(hello: Buffer, recordSize: number): Buffer {
-  const frag = hello.subarray(5, 5 + hello.readUInt16BE(3));
-  const out: Buffer[] = [];
-  for (let i = 0; i < frag.length; i += recordSize) {
-    const part = frag.subarray(i, i + recordSize);
-    out.push(Buffer.from([22, hello[1], hello[2], part.length >> 8, part.length & 0xff]), part);
-  }
-  return Buffer.concat([...out, hello.subarray(5 + frag.length)]);
-}
-
 /** A real TLS handshake whose ClientHello goes out one byte per write (re-framed first); the certificate served. */
 async function slowHandshake(port: number, o: tls.ConnectionOptions, recordSize: number): Promise<PeerCertificate> {
   const raw = net.connect(port, '127.0.0.1');
@@ -85,19 +74,6 @@ async function slowHandshake(port: number, o: tls.ConnectionOptions, recordSize:
       s.on('error', reject);
     });
   } finally { raw.destroy(); }
-}
-
-/** A real ClientHello as Node sends it (captured by a one-shot TCP server). */
-async function captureHello(o: tls.ConnectionOptions): Promise<Buffer> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const got = new Promise<Buffer>((resolve) => srv.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
-  const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false, ...o });
-  c.on('error', () => {});
-  const hello = await got;
-  c.destroy();
-  srv.close();
-  return hello;
 }
 
 describe('RSA and ECDSA on entries picked by SNI', () => {

@@ -2,6 +2,7 @@
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
 import tls, { type PeerCertificate } from 'node:tls';
 
 export interface TlsOptions {
@@ -100,4 +101,28 @@ export async function h2Requests(port: number, o: TlsOptions, reqs: { path: stri
   } finally {
     client.close();
   }
+}
+
+/** The first flight a Node TLS client sends with these options (caught by a one-shot TCP server). */
+export async function captureHello(o: tls.ConnectionOptions): Promise<Buffer> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const got = new Promise<Buffer>((resolve) => srv.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
+  const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false, ...o });
+  c.on('error', () => {});
+  const hello = await got;
+  c.destroy();
+  srv.close();
+  return hello;
+}
+
+/** The first record of a flight re-framed into records of `size` fragment bytes (what follows it kept). */
+export function reframe(hello: Buffer, size: number): Buffer {
+  const frag = hello.subarray(5, 5 + hello.readUInt16BE(3));
+  const out: Buffer[] = [];
+  for (let i = 0; i < frag.length; i += size) {
+    const part = frag.subarray(i, i + size);
+    out.push(Buffer.from([22, hello[1], hello[2], part.length >> 8, part.length & 0xff]), part);
+  }
+  return Buffer.concat([...out, hello.subarray(5 + frag.length)]);
 }
