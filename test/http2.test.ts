@@ -20,6 +20,11 @@ describe('HTTP/2 through the plugin chain', () => {
   let gw: TestGateway;
   before(async () => {
     up = await startUpstream((req, res) => {
+      if (req.url === '/hints') {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload' });
+        res.end('page');
+        return true;
+      }
       if (req.url !== '/hop') return false;
       // An HTTP/1.1 upstream's connection-specific fields never reach an HTTP/2 client.
       res.writeHead(200, { connection: 'keep-alive', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'x-up': '1' });
@@ -38,6 +43,7 @@ routes:
       key-auth: {}
       proxy-rewrite: { regex_uri: ["^/api/(.*)", "/v2/$1"], headers: { set: { x-via: h2-test } } }
   - { id: hop, uri: /hop, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } } }
+  - { id: hints, uri: /hints, upstream: { nodes: { "127.0.0.1:${up.port}": 1 } } }
 `);
   });
   after(async () => { await gw.close(); await up.close(); });
@@ -94,6 +100,25 @@ routes:
     const metrics = (await request(gw.adminPort, '/metrics')).body;
     assert.match(metrics, /turnpike_http_responses_total\{class="4xx"\} [1-9]/);
     assert.match(metrics, /turnpike_http_responses_total\{class="2xx"\} [1-9]/);
+  });
+
+  it('103 Early Hints from the upstream reach an HTTP/2 client before the response', async () => {
+    const { connect } = await import('node:http2');
+    const session = connect(`https://127.0.0.1:${gw.gw.ports[1]}`, { servername: 'api.test', ca: ca.cert });
+    try {
+      const seen = await new Promise<string[]>((resolve, reject) => {
+        const out: string[] = [];
+        const s = session.request({ ':path': '/hints' });
+        s.on('headers', (h) => out.push(`${h[':status']} ${h.link}`));
+        s.on('response', (h) => out.push(String(h[':status'])));
+        s.on('error', reject);
+        s.resume();
+        s.on('end', () => resolve(out));
+      });
+      assert.deepEqual(seen, ['103 </style.css>; rel=preload', '200']);
+    } finally {
+      session.close();
+    }
   });
 
   it('a CONNECT stream is answered 405', async () => {
