@@ -74,6 +74,8 @@ describe('plugin modules', () => {
     const conf = (plugins: string, body: string) => `listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nplugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { ${plugins}mocking: { response_example: ${body} } } }\n`;
     await mkdir(path.join(dir, 'plugins'));
     await writeFile(path.join(dir, 'plugins', 'stuck.js'), "export default { name: 'stuck', version: '1', priority: 1, schema: {}, init: () => new Promise(() => {}), phases: {} };");
+    // A thenable of its own that never calls back: bounded the same.
+    await writeFile(path.join(dir, 'plugins', 'stuck2.js'), "export default { name: 'stuck2', version: '1', priority: 1, schema: {}, init: () => ({ then() {} }), phases: {} };");
     await writeFile(file, conf('', 'good'));
     const gw = await Gateway.start({ config: file, env: {}, watch: false, pluginImportTimeoutMs: 1000 });
     try {
@@ -82,6 +84,10 @@ describe('plugin modules', () => {
       assert.equal(res.ok, false);
       assert.match(res.ok ? '' : formatIssues(res.issues), /gateway\.yaml:5:34: routes\[0\]\.plugins\.stuck: plugin stuck: init did not finish within 1000 ms$/);
       assert.equal((await request(gw.port, '/a')).body, 'good');
+      await writeFile(file, conf('stuck2: {}, ', 'stuck2'));
+      const res2 = await gw.reload('test');
+      assert.match(res2.ok ? '' : formatIssues(res2.issues), /routes\[0\]\.plugins\.stuck2: plugin stuck2: init did not finish within 1000 ms$/);
+      assert.equal((await request(gw.port, '/a')).body, 'good');
       await writeFile(file, conf('', 'next'));
       assert.equal((await gw.reload('test')).ok, true);
       assert.equal((await request(gw.port, '/a')).body, 'next');
@@ -89,6 +95,23 @@ describe('plugin modules', () => {
       await gw.close(100);
       await rm(dir, { recursive: true, force: true });
       logs.restore();
+    }
+  });
+
+  it("a plugin whose check() or advice() throws is that plugin's error (or warning) at its place, not the whole file's", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-plugins-'));
+    try {
+      await mkdir(path.join(dir, 'plugins'));
+      await writeFile(path.join(dir, 'plugins', 'boom.js'), "export default { name: 'boom', version: '1', priority: 1, schema: { type: 'object' }, advice() { throw new Error('advice blew up'); }, check() { throw new Error('check blew up'); }, phases: {} };");
+      const res = await loadConfigText('plugin_paths: [./plugins]\nroutes:\n  - { id: a, uri: /a, plugins: { boom: {}, mocking: {} } }\n', path.join(dir, 'gateway.yaml'), { env: {}, functions: (s) => pools.host(s) });
+      assert.equal(res.ok, false);
+      if (res.ok) return;
+      assert.deepEqual([...res.warnings, ...res.issues].map((i) => `${i.line}:${i.col}: ${i.path}: ${i.message}`), [
+        '3:34: routes[0].plugins.boom: plugin boom: advice() threw: advice blew up',
+        '3:34: routes[0].plugins.boom: plugin boom: check() threw: check blew up',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -106,15 +106,24 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
       const found = schemas.validate((credentials ? 'consumer:' : 'plugin:') + name, credentials || def.schema, conf, at);
       for (const p of found) issues.add('GW_ERR_CONFIG_PLUGIN', p.path, `plugin ${name}: ${p.message}`, p.atKey);
       if (found.length === 0 && def.check && !credentials) {
-        const msg = def.check(conf);
+        const msg = userHook('check', () => def.check!(conf));
         if (msg) issues.add('GW_ERR_CONFIG_PLUGIN', at, `plugin ${name}: ${msg}`, true);
       }
-      const advice = found.length === 0 ? def.advice?.(conf, Boolean(credentials)) : undefined;
+      const advice = found.length === 0 && def.advice ? userHook('advice', () => def.advice!(conf, Boolean(credentials))) : undefined;
       if (advice) issues.warn(at, `plugin ${name}: ${advice}`, true);
     }
   }
   for (const [name, places] of unknown) issues.add('GW_ERR_CONFIG_PLUGIN', places[0], unknownPluginMessage(name, plugins.keys(), places.length), true);
   return plugins;
+}
+
+/** A plugin's check() or advice(): what it returns, or that it threw, as that plugin's problem at its place (not the whole file's). */
+function userHook(hook: string, call: () => string | undefined | void): string | undefined {
+  try {
+    return call() || undefined;
+  } catch (err) {
+    return `${hook}() threw: ${(err as Error)?.message ?? String(err)}`;
+  }
 }
 
 /**

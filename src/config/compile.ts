@@ -129,8 +129,9 @@ function serverlessSettings(doc: GatewayDoc): ServerlessSettings {
  * `init`'s result within `ms`: a plugin whose init never settles (a fetch with
  * no timeout) rejects the load instead of holding every later reload behind it.
  */
-async function withinDeadline<T>(v: T | Promise<T>, ms: number): Promise<T> {
-  if (!(v instanceof Promise)) return v;
+async function withinDeadline<T>(v: T | PromiseLike<T>, ms: number): Promise<T> {
+  // Any thenable, not only a Promise: a plugin may hand back its own.
+  if (typeof (v as { then?: unknown } | null)?.then !== 'function') return v as T;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`init did not finish within ${ms} ms`)), ms); });
   try {
