@@ -19,6 +19,8 @@ const invalid: { desc: string; conf: string; env?: Record<string, string>; want:
     want: 'gateway.yaml:4:24: environment variable NOPE is not set ($env://NOPE)' },
   { desc: '$env://NAME/key of a JSON value without that key', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$env://J/nokey'), env: { J: '{"key":"x"}' },
     want: 'gateway.yaml:4:24: environment variable J has no "nokey" ($env://J/nokey reads a key of the JSON object it holds)' },
+  { desc: 'a $env:// reference that names no variable', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$env://bad-name'),
+    want: 'gateway.yaml:4:24: $env://bad-name is not $env://NAME or $env://NAME/key' },
   { desc: '$secret:// (a secret manager)', conf: 'consumers:\n  - username: a\n    plugins:\n      key-auth: { key: "REF" }\nroutes:\n  - { id: r, uri: /r, upstream: { nodes: { "127.0.0.1:1": 1 } }, plugins: { key-auth: {} } }\n'.replace('REF', '$secret://vault/1/alice/key'),
     want: 'gateway.yaml:4:24: $secret://vault/1/alice/key: secret managers ($secret://) are not supported: use $env://NAME or ${{NAME}}' },
   { desc: 'empty file', conf: '# nothing yet\n', want: 'gateway.yaml:1:1: file is empty: a gateway needs at least one route' },

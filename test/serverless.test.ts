@@ -190,14 +190,9 @@ ${route('body', 'serverless-pre-function', `body: true\nmax_body_bytes: 64\nfunc
 });
 
 describe('serverless.allow_fs_read', () => {
-  it('lets functions read the listed paths and nothing else', async () => {
-    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const path = await import('node:path');
-    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-allowed-'));
-    await writeFile(path.join(dir, 'allowed.txt'), 'shared data');
-    await writeFile(path.join(dir, 'other.txt'), 'secret');
-    const gw = await startGateway(`serverless: { allow_fs_read: ["${dir}/allowed.txt"] }
+  /** What a function allowed `allow` gets for fs.readFileSync of each of `files` under `base`: the text, or the error code. */
+  async function readsThrough(allow: string[], base: string, files: string[]): Promise<Record<string, string>> {
+    const gw = await startGateway(`serverless: { allow_fs_read: ${JSON.stringify(allow)} }
 routes:
   - id: read
     uri: /read
@@ -206,17 +201,30 @@ routes:
         functions:
           - ${fn(`return () => {
   const out = {};
-  for (const f of ['allowed.txt', 'other.txt', 'allowed.txt/../other.txt']) {
-    try { out[f] = fs.readFileSync('${dir}/' + f, 'utf8'); } catch (e) { out[f] = e.code; }
+  for (const f of ${JSON.stringify(files)}) {
+    try { out[f] = fs.readFileSync('${base}/' + f, 'utf8'); } catch (e) { out[f] = e.code; }
   }
   return { status: 200, body: out };
 }`, 12)}
 `);
     try {
-      const res = await request(gw.port, '/read');
-      assert.deepEqual(JSON.parse(res.body), { 'allowed.txt': 'shared data', 'other.txt': 'ERR_ACCESS_DENIED', 'allowed.txt/../other.txt': 'ERR_ACCESS_DENIED' });
+      return JSON.parse((await request(gw.port, '/read')).body);
     } finally {
       await gw.close();
+    }
+  }
+
+  it('lets functions read the listed paths and nothing else', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(tmpdir(), 'turnpike-allowed-'));
+    await writeFile(path.join(dir, 'allowed.txt'), 'shared data');
+    await writeFile(path.join(dir, 'other.txt'), 'secret');
+    try {
+      assert.deepEqual(await readsThrough([`${dir}/allowed.txt`], dir, ['allowed.txt', 'other.txt', 'allowed.txt/../other.txt']),
+        { 'allowed.txt': 'shared data', 'other.txt': 'ERR_ACCESS_DENIED', 'allowed.txt/../other.txt': 'ERR_ACCESS_DENIED' });
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -232,26 +240,10 @@ routes:
     await symlink(path.join(dir, 'secret.txt'), path.join(dir, 'pub', 'leak'));
     await symlink('/dev/zero', path.join(dir, 'pub', 'zero'));
     execFileSync('mkfifo', [path.join(dir, 'pub', 'pipe')]);
-    const gw = await startGateway(`serverless: { allow_fs_read: ["${dir}/pub", "/dev/zero"] }
-routes:
-  - id: read
-    uri: /read
-    plugins:
-      pre-function:
-        functions:
-          - ${fn(`return () => {
-  const out = {};
-  for (const f of ['ok.txt', 'leak', 'pipe', 'zero']) {
-    try { out[f] = fs.readFileSync('${dir}/pub/' + f, 'utf8'); } catch (e) { out[f] = e.code; }
-  }
-  return { status: 200, body: out };
-}`, 12)}
-`);
     try {
-      const res = await request(gw.port, '/read');
-      assert.deepEqual(JSON.parse(res.body), { 'ok.txt': 'public', leak: 'ERR_ACCESS_DENIED', pipe: 'EINVAL', zero: 'EINVAL' });
+      assert.deepEqual(await readsThrough([`${dir}/pub`, '/dev/zero'], `${dir}/pub`, ['ok.txt', 'leak', 'pipe', 'zero']),
+        { 'ok.txt': 'public', leak: 'ERR_ACCESS_DENIED', pipe: 'EINVAL', zero: 'EINVAL' });
     } finally {
-      await gw.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -47,41 +47,43 @@ const RATE_UNITS: [string, number][] = [['second', 1], ['minute', 60], ['hour', 
  * is missing, where an APISIX rule would not apply: so a consumer key is exact
  * only where a consumer is always known (the plugin is on one) or never is.
  */
-function identifier(c: Conf, ctx: MapContext): string | undefined {
-  const by = (c.limit_by as string | undefined) ?? 'consumer';
+function identifier(by: string, ctx: MapContext): string | undefined {
   if (by === 'ip') return '$remote_addr';
   if (by !== 'consumer' && by !== 'credential') return undefined;
   if (ctx.onConsumer) return '$consumer_name';
   return ctx.identifies ? undefined : '$remote_addr';
 }
 
+/** The plain form's key_type/key for Kong's limit_by (an absent variable counts by client address, as Kong). */
+function plainKey(by: string, c: Conf, lost: string[]): Conf {
+  if (by === 'header' && typeof c.header_name === 'string') return { key_type: 'var', key: `http_${c.header_name.toLowerCase().replace(/-/g, '_')}` };
+  if (by === 'consumer' || by === 'credential') return { key_type: 'var', key: 'consumer_name' };
+  if (by !== 'ip') lost.push(`limit_by: ${by} (counted per client address instead)`);
+  return { key_type: 'var', key: 'remote_addr' };
+}
+
 function rateLimiting(c: Conf, ctx: MapContext): Mapped {
   const windows = RATE_UNITS.filter(([u]) => typeof c[u] === 'number');
+  const by = (c.limit_by as string | undefined) ?? 'consumer';
   const lost: string[] = [];
   const conf: Conf = { rejected_code: 429 };
-  const key = windows.length > 1 ? identifier(c, ctx) : undefined;
+  const key = windows.length > 1 ? identifier(by, ctx) : undefined;
   if (key) {
     // Every window a rule of its own (APISIX 3.x limit-count rules); rule keys must differ.
     conf.rules = windows.map(([u, secs]) => ({ count: c[u], time_window: secs, key: `${key} ${u}`, header_prefix: u }));
-  } else if (windows.length) {
-    // Without an exact rule key, one window: the one a burst hits first, the smallest
-    // count (on a tie the longer window, which refuses longer).
-    const [unit, secs] = windows.reduce((a, b) => ((c[b[0]] as number) <= (c[a[0]] as number) ? b : a));
-    conf.count = c[unit];
-    conf.time_window = secs;
-    const by = (c.limit_by as string | undefined) ?? 'consumer';
-    const what = by === 'credential' ? 'consumer' : by === 'header' ? `${String(c.header_name)} header` : by;
-    const why = `a limit-count rule skips a request with no ${what}, where Kong counts it by client address`;
-    for (const [u] of windows) if (u !== unit) lost.push(`${u}: ${c[u]} (the ${unit} window, which a burst reaches first, was kept: ${why})`);
+  } else {
+    if (windows.length) {
+      // Without an exact rule key, one window: the one a burst hits first, the smallest
+      // count (on a tie the longer window, which refuses longer).
+      const [unit, secs] = windows.reduce((a, b) => ((c[b[0]] as number) <= (c[a[0]] as number) ? b : a));
+      conf.count = c[unit];
+      conf.time_window = secs;
+      const what = by === 'credential' ? 'consumer' : by === 'header' ? `${String(c.header_name)} header` : by;
+      const why = `a limit-count rule skips a request with no ${what}, where Kong counts it by client address`;
+      for (const [u] of windows) if (u !== unit) lost.push(`${u}: ${c[u]} (the ${unit} window, which a burst reaches first, was kept: ${why})`);
+    }
+    Object.assign(conf, plainKey(by, c, lost));
   }
-  const by = (c.limit_by as string | undefined) ?? 'consumer';
-  if (by === 'ip') { conf.key_type = 'var'; conf.key = 'remote_addr'; }
-  else if (by === 'header' && typeof c.header_name === 'string') { conf.key_type = 'var'; conf.key = `http_${c.header_name.toLowerCase().replace(/-/g, '_')}`; }
-  else if (by === 'consumer' || by === 'credential') { conf.key_type = 'var'; conf.key = 'consumer_name'; }
-  else lost.push(`limit_by: ${by} (counted per client address instead)`);
-  conf.key ??= 'remote_addr';
-  conf.key_type ??= 'var';
-  if (conf.rules) { delete conf.key; delete conf.key_type; }
   if (c.policy === 'redis') {
     const r = (c.redis && typeof c.redis === 'object' ? c.redis : {}) as Conf;
     conf.policy = 'redis';
