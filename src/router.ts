@@ -15,7 +15,12 @@ export interface RouteSpec {
   priority: number;
   /** Declaration order: breaks priority ties. */
   order: number;
+  /** The route has `vars` or `remote_addrs`: find's `accept` must pass it. */
+  filtered?: boolean;
 }
+
+/** Whether a request passes a filtered route's `vars` and `remote_addrs` (called only for those routes). */
+export type Accept = (route: RouteEntry) => boolean;
 
 export interface Match {
   route: RouteEntry;
@@ -29,6 +34,8 @@ export interface MatchedPattern { readonly uri: string; readonly host: string }
 
 type Candidates = RouteSpec[] & { matched?: MatchedPattern };
 type Tree = ReturnType<typeof FindMyWay>;
+/** A radix tree, and its prefix paths (`/api/*` → `/api/`) longest first: where a request goes when the routes of its most specific path all refuse it. */
+interface Table { tree: Tree; prefixes: readonly (readonly [string, Candidates])[] }
 
 function toFmwPath(uri: string): string {
   // APISIX `/api/*` is a prefix; find-my-way's `*` is the same wildcard.
@@ -42,7 +49,7 @@ const STEP = 250;
  * Builds a tree, yielding every STEP registrations so that an async caller can
  * let requests run (1,000 routes take ~15-25 ms on 2 cores, 10,000 ~150 ms).
  */
-function* buildTree(specs: RouteSpec[], host: string): Generator<void, Tree> {
+function* buildTree(specs: RouteSpec[], host: string): Generator<void, Table> {
   // One registration per path, not per method: find-my-way compiles code for
   // every registration, and 9 methods × 1,000 routes made a reload cost ~150 ms.
   // Methods and priority choose among the routes that share a path.
@@ -63,14 +70,18 @@ function* buildTree(specs: RouteSpec[], host: string): Generator<void, Tree> {
     }
   }
   for (const list of byPath.values()) list.sort((a, b) => b.priority - a.priority || a.order - b.order);
-  return tree;
+  const prefixes = [...byPath].filter(([p]) => /^[^:*]*\*$/.test(p)).map(([p, list]) => [p.slice(0, -1), list] as const)
+    .sort((a, b) => b[0].length - a[0].length);
+  return { tree, prefixes };
 }
 
 /** A compiled routing table. */
 export class Router {
-  private exact = new Map<string, Tree>();
-  private suffixes: [string, Tree][] = [];
-  private any: Tree | undefined;
+  private exact = new Map<string, Table>();
+  private suffixes: [string, Table][] = [];
+  private any: Table | undefined;
+  /** Some route has `vars` or `remote_addrs`: find needs an `accept`. */
+  filtered = false;
 
   /** Builds the table at once; without `specs`, an empty one for `build` to fill. */
   constructor(specs?: readonly RouteSpec[]) {
@@ -92,6 +103,7 @@ export class Router {
     const suffix = new Map<string, RouteSpec[]>();
     const any: RouteSpec[] = [];
     for (const s of specs) {
+      if (s.filtered) this.filtered = true;
       if (!s.hosts?.length) { any.push(s); continue; }
       for (const h of s.hosts) {
         const host = h.toLowerCase().replace(/\.$/, '');
@@ -102,39 +114,61 @@ export class Router {
       }
     }
     for (const [h, list] of exact) this.exact.set(h, yield* buildTree(list, h));
-    const suffixes: [string, Tree][] = [];
+    const suffixes: [string, Table][] = [];
     for (const [h, list] of [...suffix].sort((a, b) => b[0].length - a[0].length)) suffixes.push([h, yield* buildTree(list, '*' + h)]);
     this.suffixes = suffixes;
     if (any.length) this.any = yield* buildTree(any, '');
   }
 
-  /** The route for a request, or undefined. `host` is in normal form (normalizeHost: lower case, no port, no trailing dot). */
-  find(method: string, path: string, host: string | undefined): Match | undefined {
+  /**
+   * The route for a request, or undefined. `host` is in normal form
+   * (normalizeHost: lower case, no port, no trailing dot). A route refused
+   * by its methods, or by `accept` (its vars and remote_addrs), lets the
+   * next one try, as in APISIX: the same path by priority, then shorter
+   * prefixes, then less specific hosts.
+   */
+  find(method: string, path: string, host: string | undefined, accept?: Accept): Match | undefined {
     if (host && (this.exact.size || this.suffixes.length)) {
       const h = host;
-      const tree = this.exact.get(h);
-      const m = tree && lookup(tree, method, path);
+      const table = this.exact.get(h);
+      const m = table && lookup(table, method, path, accept);
       if (m) return m;
       for (const [suffix, t] of this.suffixes) {
         if (h.endsWith(suffix) && h.length > suffix.length) {
-          const sm = lookup(t, method, path);
+          const sm = lookup(t, method, path, accept);
           if (sm) return sm;
         }
       }
     }
-    return this.any && lookup(this.any, method, path);
+    return this.any && lookup(this.any, method, path, accept);
   }
 }
 
-function lookup(tree: Tree, method: string, path: string): Match | undefined {
-  const found = tree.find('GET', path);
+function lookup(table: Table, method: string, path: string, accept: Accept | undefined): Match | undefined {
+  const found = table.tree.find('GET', path);
   if (!found) return undefined;
-  // `/users/:id` needs a segment: find-my-way would also match `/users/`.
-  for (const k in found.params) if (k !== '*' && found.params[k] === '') return undefined;
   const list = found.store as Candidates;
+  let empty = false;
+  // `/users/:id` needs a segment: find-my-way would also match `/users/`.
+  for (const k in found.params) if (k !== '*' && found.params[k] === '') empty = true;
+  const spec = empty ? undefined : pick(list, method, accept);
+  if (spec) return { route: spec.route, params: found.params, matched: list.matched! };
+  for (const [prefix, plist] of table.prefixes) {
+    if (plist === list || !path.startsWith(prefix)) continue;
+    const s = pick(plist, method, accept);
+    if (s) return { route: s.route, params: { '*': path.slice(prefix.length) }, matched: plist.matched! };
+  }
+  return undefined;
+}
+
+/** The first route of one path that takes the method and passes its filters (a filtered route without `accept` never does). */
+function pick(list: Candidates, method: string, accept: Accept | undefined): RouteSpec | undefined {
   for (let i = 0; i < list.length; i++) {
-    const m = list[i].methods;
-    if (m === undefined || m.has(method)) return { route: list[i].route, params: found.params, matched: list.matched! };
+    const s = list[i];
+    const m = s.methods;
+    if (m !== undefined && !m.has(method)) continue;
+    if (s.filtered && !accept?.(s.route)) continue;
+    return s;
   }
   return undefined;
 }

@@ -116,6 +116,8 @@ export interface RouteEntry {
   /** `allow_encoded_slashes`: `%2F`/`%5C` in the path are passed on encoded instead of refused. */
   readonly allowEncodedSlashes: boolean;
   readonly chain: Chain;
+  /** Its `vars` and `remote_addrs`, when it has any: the router takes it only for a request that passes. */
+  readonly filter?: (ctx: Ctx) => boolean;
   /** The chain once a consumer is known (consumer plugins merged in), by username. */
   readonly consumerChains?: ReadonlyMap<string, Chain>;
 }

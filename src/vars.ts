@@ -4,6 +4,7 @@
  * one definition. A name is compiled to a reader once, at load; an unknown
  * name is a load error, never a silent empty string.
  */
+import type { ExprVariables } from './expr.ts';
 import type { Ctx } from './plugin.ts';
 
 /** Reads one variable of a request; undefined when it is not set. */
@@ -93,6 +94,35 @@ export function variable(name: string, requestOnly = false): VarReader | undefin
   }
   return undefined;
 }
+
+/** Known before a route is chosen: what a route's `vars` may test (not the consumer, the route, nor the response). */
+function matchVariable(name: string): VarReader | undefined {
+  if (name === 'consumer_name' || name === 'route_id' || name === 'service_id' || Object.hasOwn(RESPONSE, name)) return undefined;
+  return variable(name);
+}
+
+/** Every value of a repeated header (`http_x`) or query argument (`arg_x`), in order. */
+function variableValues(name: string): ((ctx: Ctx) => readonly string[]) | undefined {
+  const list = (v: unknown): readonly string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
+  let m = /^http_([a-z0-9_]+)$/i.exec(name);
+  if (m) {
+    const header = m[1].toLowerCase().replace(/_/g, '-');
+    return (ctx) => list(ctx.request.headers[header]);
+  }
+  m = /^arg_(.+)$/.exec(name);
+  if (m) {
+    const arg = m[1];
+    return (ctx) => list(ctx.request.query[arg]);
+  }
+  return undefined;
+}
+
+/** The variables of a route's `vars` (src/expr.ts). */
+export const ROUTE_VARIABLES: ExprVariables = {
+  read: matchVariable,
+  values: variableValues,
+  known: `${Object.keys(NAMED).filter((n) => matchVariable(n)).join(', ')}, ${Object.keys(CONNECTION).join(', ')}, ${FAMILIES}`,
+};
 
 const EMPTY: VarReader = () => undefined;
 // `\$` is not a variable: the text keeps it as written.

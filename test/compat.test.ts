@@ -159,8 +159,8 @@ describe('what Turnpike cannot honour is an error, in the first round', () => {
       want: ['apisix.yaml:3:25: routes[0].upstream.scheme: gRPC proxying is not supported yet: Turnpike proxies HTTP and HTTPS upstreams (scheme http or https)'] },
     { desc: 'an upstream client certificate from an ssls entry Turnpike does not have', conf: 'routes:\n  - uri: /a\n    upstream:\n      scheme: https\n      nodes: { "127.0.0.1:1980": 1 }\n      tls: { client_cert_id: 1 }\n',
       want: ['apisix.yaml:6:30: routes[0].upstream.tls.client_cert_id: client_cert_id "1" names no ssls entry with a cert and key: give client_cert and client_key here instead'] },
-    { desc: 'matching on vars would let through what the route refuses', conf: `routes:\n  - uri: /a\n    vars: [["arg_x", "==", "1"]]\n${UP}`,
-      want: ['apisix.yaml:3:5: routes[0].vars: route field "vars" cannot be honoured: matching on it is not supported yet'] },
+    { desc: 'filter_func is Lua deciding the match: refused, not ignored', conf: `routes:\n  - uri: /a\n    filter_func: "function(vars) return vars.arg_x == '1' end"\n${UP}`,
+      want: ['apisix.yaml:3:5: routes[0].filter_func: route field "filter_func" cannot be honoured: it is Lua, which Turnpike does not run'] },
     { desc: 'a plugin APISIX has and Turnpike does not, said once however many routes use it; a typo; a custom plugin',
       conf: `routes:\n  - uri: /a\n    plugins:\n      authz-keycloak: {}\n      cros: {}\n${UP}  - uri: /b\n    plugins:\n      authz-keycloak: { client_id: x }\n      my-company-auth: {}\n${UP}  - uri: /c\n    plugins: { authz-keycloak: {} }\n${UP}`,
       want: [

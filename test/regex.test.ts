@@ -21,7 +21,13 @@ describe('compileRegex', () => {
   });
 
   it('refuses flags the engine does not have', () => {
-    assert.throws(() => compileRegex('a', 'test', 'i'), /flags "i" are not supported/);
+    assert.throws(() => compileRegex('a', 'test', 'u'), /flags "u" are not supported \(only g, m, s, i\)/);
+  });
+
+  it('i is done by folding letters: still linear on a hostile input', () => {
+    const re = compileRegex('^/API/(a+)+$', 'test', 'i');
+    assert.equal(re.test('/api/' + 'A'.repeat(5000) + '!'), false);
+    assert.equal(re.test('/Api/aAa'), true);
   });
 
   const refused: { desc: string; pattern: string; want: RegExp }[] = [

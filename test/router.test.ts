@@ -27,6 +27,12 @@ const table: RouteSpec[] = [
   spec('second', { uris: ['/tie'] }, 12),
   spec('multi', { uris: ['/m1', '/m2'] }, 13),
   spec('host-only', { uris: ['/only-host'], hosts: ['b.example.com'] }, 14),
+  spec('v1-get', { uris: ['/v1/*'], methods: new Set(['GET']) }, 17),
+  spec('v1-items-get', { uris: ['/v1/items/:id'], methods: new Set(['GET']) }, 18),
+  spec('v1-exact-put', { uris: ['/v1/exact'], methods: new Set(['PUT']) }, 19),
+  spec('root', { uris: ['/*'], methods: new Set(['POST', 'DELETE']) }, 20),
+  spec('filtered', { uris: ['/f/*'], filtered: true, priority: 1 }, 21),
+  spec('unfiltered', { uris: ['/f/*'] }, 22),
 ];
 const router = new Router(table);
 
@@ -55,7 +61,14 @@ const cases: { desc: string; method?: string; path: string; host?: string; want:
   { desc: 'higher priority wins an overlap', path: '/overlap', want: 'high' },
   { desc: 'equal priority: first declared wins', path: '/tie', want: 'first' },
   { desc: 'several uris, second', path: '/m2', want: 'multi' },
-  { desc: 'no match', path: '/nothing', want: undefined },
+  { desc: 'no match', path: '/nothing', want: 'root', method: 'POST' },
+  { desc: 'no match for the method anywhere', path: '/nothing', want: undefined },
+  { desc: 'a prefix route refusing the method lets a shorter prefix take it', method: 'POST', path: '/v1/x', want: 'root', params: { '*': 'v1/x' } },
+  { desc: 'a parameter route refusing the method falls back past its own prefix', method: 'DELETE', path: '/v1/items/7', want: 'root' },
+  { desc: 'an exact route refusing the method falls back to the prefix that takes it', method: 'GET', path: '/v1/exact', want: 'v1-get' },
+  { desc: 'an exact route that takes the method', method: 'PUT', path: '/v1/exact', want: 'v1-exact-put' },
+  { desc: 'an empty parameter falls back to a prefix', path: '/v1/items/', want: 'v1-get' },
+  { desc: 'a filtered route is skipped when nothing accepts it', path: '/f/x', want: 'unfiltered' },
   { desc: 'paths are case-sensitive', path: '/ORDERS', want: undefined },
 ];
 
@@ -67,6 +80,16 @@ describe('router', () => {
       if (c.params) assert.deepEqual({ ...m?.params }, c.params);
     });
   }
+
+  it('asks accept only of filtered routes, and takes the first it passes', () => {
+    const asked: string[] = [];
+    const m = router.find('GET', '/f/x', undefined, (r) => { asked.push(r.id); return true; });
+    assert.equal(m?.route.id, 'filtered');
+    assert.deepEqual(asked, ['filtered']);
+    assert.equal(router.find('GET', '/f/x', undefined, () => false)?.route.id, 'unfiltered');
+    assert.equal(router.filtered, true);
+    assert.equal(new Router(table.filter((s) => !s.filtered)).filtered, false);
+  });
 
   it('finds the last of 10,000 routes', () => {
     const many = Array.from({ length: 10_000 }, (_, i) => spec(`r${i}`, { uris: [`/svc${i}/items/:id`] }, i));

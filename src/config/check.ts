@@ -14,6 +14,7 @@ import { hashKeyProblem, parseTrustedProxies } from './upstream.ts';
 import { NO_FILES, type FileSet } from './ssl-files.ts';
 import { checkUpstreamTls } from './upstream-tls.ts';
 import { SchemaSet } from './validate.ts';
+import { routeFilterProblems } from './route-filter.ts';
 import { normalizeApisix } from './compat/apisix.ts';
 import { Notes } from './compat/notes.ts';
 import { dropApisixOnlyFields, unknownPluginMessage } from './compat/plugins.ts';
@@ -194,6 +195,8 @@ function checkReferences(doc: GatewayDoc, issues: IssueList): void {
     if (r.uri === undefined && r.uris === undefined) issues.add('GW_ERR_CONFIG_SCHEMA', ['routes', i], 'route needs "uri" or "uris"');
     if (r.uri !== undefined && r.uris !== undefined) issues.add('GW_ERR_CONFIG_SCHEMA', ['routes', i, 'uris'], 'give either uri or uris, not both', true);
     if (r.host !== undefined && r.hosts !== undefined) issues.add('GW_ERR_CONFIG_SCHEMA', ['routes', i, 'hosts'], 'give either host or hosts, not both', true);
+    if (r.remote_addr !== undefined && r.remote_addrs !== undefined) issues.add('GW_ERR_CONFIG_SCHEMA', ['routes', i, 'remote_addrs'], 'give either remote_addr or remote_addrs, not both', true);
+    for (const p of routeFilterProblems(r)) issues.add('GW_ERR_CONFIG_SCHEMA', ['routes', i, ...p.at], p.message);
     if (r.service_id !== undefined && !serviceIds.has(String(r.service_id))) issues.add('GW_ERR_CONFIG_REF', ['routes', i, 'service_id'], `service "${r.service_id}" is not defined in services`);
     if (r.upstream_id !== undefined && !upstreamIds.has(String(r.upstream_id))) issues.add('GW_ERR_CONFIG_REF', ['routes', i, 'upstream_id'], `upstream "${r.upstream_id}" is not defined in upstreams`);
     if (r.upstream_id !== undefined && r.upstream) issues.add('GW_ERR_CONFIG_REF', ['routes', i, 'upstream'], 'give either upstream_id or upstream, not both');

@@ -18,6 +18,7 @@ import type { GatewayDoc, UpstreamDoc } from './model.ts';
 import { compileUpstreamCached, parseListen, parseTrustedProxies } from './upstream.ts';
 import type { FileSet } from './ssl-files.ts';
 import { checkTlsUse, compileListeners, compileSsls } from './ssls.ts';
+import { compileRouteFilter } from './route-filter.ts';
 
 /**
  * Half the cores, at least one: the main thread and the kernel's network work
@@ -240,14 +241,15 @@ async function compileRoutes(
       for (const c of consumerLayers) consumerChains.set(c.consumer.username, buildChain([globals, svcLayer, c.layer, routeLayer]));
     }
     const uris = r.uris ?? [r.uri as string];
+    const filter = compileRouteFilter(r);
     const entry: RouteEntry = Object.freeze({
       id: String(r.id), uri: uris[0], serviceId: svc ? String(svc.id) : undefined, upstream,
       config: withoutUpstream(r), service: svc ? serviceView(svc) : undefined,
       websocket: r.enable_websocket, chain: buildChain(own), consumerChains,
-      allowTrace: r.methods?.includes('TRACE') ?? false, allowEncodedSlashes: r.allow_encoded_slashes,
+      allowTrace: r.methods?.includes('TRACE') ?? false, allowEncodedSlashes: r.allow_encoded_slashes, filter,
     });
     entries.push(entry);
-    specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i });
+    specs.push({ route: entry, uris, methods: r.methods ? new Set(r.methods) : undefined, hosts: r.hosts ?? (r.host ? [r.host] : undefined), priority: r.priority, order: i, filtered: filter !== undefined });
   }
   return { entries, specs };
 }

@@ -68,6 +68,7 @@ export interface GatewayDoc {
   routes?: {
     id: string | number; uri?: string; uris?: string[]; methods?: string[]; host?: string; hosts?: string[];
     priority: number; service_id?: string | number; upstream_id?: string | number; upstream?: UpstreamDoc;
+    vars?: unknown; remote_addr?: string; remote_addrs?: string[];
     enable_websocket: boolean; allow_encoded_slashes: boolean; plugins?: PluginMap;
   }[];
   consumers?: { username: string | number; plugins?: PluginMap }[];

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { GatewayError, publicBody } from '../errors.ts';
 import { accessLog, log } from '../log.ts';
 import type { Reply, RequestRecord, ResponseView } from '../plugin.ts';
-import type { Chain, Snapshot, UpstreamNode } from '../snapshot.ts';
+import type { Chain, RouteEntry, Snapshot, UpstreamNode } from '../snapshot.ts';
 import { RequestCtx, RequestData } from './context.ts';
 import { clientAddress, clientForwarding, forwardedHeaders, readTarget, type ClientForwarding } from './edge.ts';
 import { closeIfUnread, readBody, watchBody } from './client-body.ts';
@@ -120,7 +120,14 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
     return;
   }
   const path = target.path;
-  const match = snap.router.find(method, path, target.host);
+  // A route with vars or remote_addrs is tried on the request's data, made before the route is known.
+  let data: RequestData | undefined;
+  let probe: RequestCtx | undefined;
+  const accept = snap.router.filtered ? (r: RouteEntry) => {
+    data ??= requestData(snap, req, method, path, target.search);
+    return r.filter!(probe ??= new RequestCtx(snap, r, req, data));
+  } : undefined;
+  const match = snap.router.find(method, path, target.host, accept);
   if (!match) {
     refuse(rt, res, new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route matches ${method} ${path}`), method, path, started);
     return;
@@ -139,8 +146,7 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
   }
   const route = match.route;
   const peerTrusted = snap.trustedProxies(req.socket.remoteAddress ?? '');
-  const ip = clientAddress(req, snap.trustedProxies, peerTrusted);
-  const ctx = new RequestCtx(snap, route, req, new RequestData(method, path, target.search, req.headers, ip));
+  const ctx = probe?.route === route ? probe : new RequestCtx(snap, route, req, data ?? requestData(snap, req, method, path, target.search, peerTrusted));
   ctx.matched = match.matched;
   ctx.httpsPort = rt.httpsPort;
   const x = new InFlight(rt, ctx, req, res, started, tunnel, peerTrusted ? undefined : clientForwarding(req));
@@ -159,6 +165,11 @@ function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse, tunnel?:
   } catch (err) {
     answerError(err, ctx, res, x.gone);
   }
+}
+
+/** What plugins see of the request; `peerTrusted` when the caller already asked. */
+function requestData(snap: Snapshot, req: IncomingMessage, method: string, path: string, search: string, peerTrusted = snap.trustedProxies(req.socket.remoteAddress ?? '')): RequestData {
+  return new RequestData(method, path, search, req.headers, clientAddress(req, snap.trustedProxies, peerTrusted));
 }
 
 /** One request from its route on: phases, then a reply or the upstream. Its state lives in this one object, not in closures. */

@@ -195,11 +195,10 @@ function route(r: Record<string, unknown>, i: number, notes: Notes): void {
       if (typeof m === 'string' && !APISIX_METHODS.has(m) && APISIX_METHODS.has(m.toUpperCase())) notes.error([...at, 'methods', k], `method "${m}" must be upper case: "${m.toUpperCase()}"`);
     });
   }
-  // Matching fields Turnpike cannot honour: ignoring them would let through requests the route was meant to refuse.
-  for (const k of ['vars', 'remote_addr', 'remote_addrs', 'filter_func', 'script', 'script_id']) {
+  // Lua that decides matching: ignoring it would let through requests the route was meant to refuse.
+  for (const k of ['filter_func', 'script', 'script_id']) {
     if (r[k] === undefined) continue;
-    const why = k === 'filter_func' || k === 'script' || k === 'script_id' ? 'it is Lua, which Turnpike does not run' : 'matching on it is not supported yet';
-    notes.error([...at, k], `route field "${k}" cannot be honoured: ${why}`, true);
+    notes.error([...at, k], `route field "${k}" cannot be honoured: it is Lua, which Turnpike does not run`, true);
     delete r[k]; // said once, not again as an unknown field
   }
   if (r.timeout !== undefined) {
