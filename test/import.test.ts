@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { importText } from '../src/config/import/index.ts';
-import { kongPath } from '../src/config/import/kong.ts';
+import { kongPath } from '../src/config/import/kong-match.ts';
 import { formatIssues, loadConfigText } from '../src/config/load.ts';
 import { builtinPlugins } from '../src/config/plugins.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
@@ -35,12 +35,19 @@ async function roundTrip(text: string, file = 'kong.yml') {
 
 describe('Kong paths', () => {
   const cases = [
-    { desc: 'a plain path is a prefix', path: '/api', want: { uris: ['/api', '/api/*'], prefix: '/api', approx: false } },
-    { desc: 'the root', path: '/', want: { uris: ['/*'], prefix: '', approx: false } },
-    { desc: 'a regex of literal segments', path: '~/v1/items$', want: { uris: ['/v1/items'], prefix: '/v1/items', approx: false } },
-    { desc: 'a named capture becomes a parameter', path: '~/users/(?<id>\\d+)$', want: { uris: ['/users/:id'], prefix: '', approx: true } },
-    { desc: 'an unanchored one-segment pattern', path: '~/files/[^/]+', want: { uris: ['/files/:p1', '/files/:p1/*'], prefix: '', approx: true } },
-    { desc: 'alternation cannot be carried', path: '~/(a|b)/x', want: { why: 'this regular expression cannot be expressed as a Turnpike path yet' } },
+    { desc: 'a plain path is a prefix', path: '/api', want: { uris: ['/api', '/api/*'], strip: '/api' } },
+    { desc: 'the root', path: '/', want: { uris: ['/*'], strip: '' } },
+    { desc: 'a plain path with regex characters is escaped for strip_path', path: '/v1.0', want: { uris: ['/v1.0', '/v1.0/*'], strip: '/v1\\.0' } },
+    { desc: 'a literal regex is a string prefix, as Kong matches it', path: '~/v1/items', want: { uris: ['/v1/items*'], strip: '/v1/items' } },
+    { desc: 'a literal regex ending in $ is one path', path: '~/v1/items$', want: { uris: ['/v1/items'], strip: '/v1/items' } },
+    { desc: 'a named capture: the literal start, and the regex (unnamed) as the condition', path: '~/movies/(?<id>\\d+)', want: { uris: ['/movies/*'], strip: '/movies/(\\d+)', regex: '/movies/(\\d+)' } },
+    { desc: 'PCRE\'s (?P<name>) too, and a leading ^', path: '~^/users/(?P<id>[0-9]+)/orders$', want: { uris: ['/users/*'], strip: '/users/([0-9]+)/orders$', regex: '/users/([0-9]+)/orders$' } },
+    { desc: 'a character a quantifier makes optional is not in the start', path: '~/api/v1?/x', want: { uris: ['/api/v*'], strip: '/api/v1?/x', regex: '/api/v1?/x' } },
+    { desc: 'alternation at the top shares only /', path: '~/a/x|/b/y', want: { uris: ['/*'], strip: '/a/x|/b/y', regex: '/a/x|/b/y' } },
+    { desc: 'alternation inside a group keeps the start before it', path: '~/(a|b)/x', want: { uris: ['/*'], strip: '/(a|b)/x', regex: '/(a|b)/x' } },
+    { desc: 'a colon ends the start (the router would read a parameter)', path: '~/v1:batch.*', want: { uris: ['/v1*'], strip: '/v1:batch.*', regex: '/v1:batch.*' } },
+    { desc: 'a regex that backtracks is not carried', path: '~/(a)\\1', want: { why: 'path ~/(a)\\1: "^(?:/(a)\\\\1)" cannot run in linear time (backreferences, lookaround and repetition counts in the hundreds are not supported: a pattern that backtracks lets one request stall the gateway)' } },
+    { desc: 'a regex that is not one', path: '~/(x', want: { why: 'path ~/(x is not a valid regular expression: Invalid regular expression: /^(?:/(x)/: Unterminated group' } },
   ];
   for (const c of cases) it(c.desc, () => assert.deepEqual(kongPath(c.path), c.want));
 });
@@ -87,14 +94,14 @@ describe('Kong import', () => {
     const { res, doc } = await roundTrip(KONG);
     if (!res.ok) return;
     assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
-      '13: route "by-header": it matches on headers, which Turnpike cannot match yet',
       '15: plugin proxy-cache: not available in Turnpike (yet)',
       '24: plugin pre-function: its functions are Lua: port them to JavaScript (README "Lua → JavaScript")',
       '32: keyauth_credentials[1] of consumer "alice": a Turnpike consumer holds one key-auth credential; the first was kept',
     ]);
-    assert.match(res.output, /^# Imported by `turnpike import` from kong\.yml \(Kong declarative format\)\.\n# Not carried over \(4\):\n# {3}kong\.yml:13: route "by-header": it matches on headers/);
+    assert.match(res.output, /^# Imported by `turnpike import` from kong\.yml \(Kong declarative format\)\.\n# Not carried over \(3\):\n# {3}kong\.yml:15: plugin proxy-cache: not available/);
     assert.deepEqual(doc.routes.map((r: any) => [r.id, r.uris, r.service_id, r.methods]), [
       ['users', ['/users', '/users/*'], 'users-api', ['GET', 'POST']],
+      ['by-header', ['/h', '/h/*'], 'users-api', undefined],
       ['billing-1', ['/billing', '/billing/*'], 'billing', undefined],
     ]);
     assert.deepEqual(doc.services[0].upstream, {
@@ -400,6 +407,14 @@ services:
       - name: locked
         paths: [/locked]
         plugins: [{ name: key-auth }]
+      - name: movie
+        paths: ['~/movies/(?<id>\\d+)$', /films]
+      - name: movie-kept
+        paths: ['~/kept/(?<id>[0-9]+)']
+        strip_path: false
+      - name: beta
+        paths: [/hdr]
+        headers: { x-version: ["v2", "~*^beta-[0-9]+$"] }
 consumers:
   - username: alice
     keyauth_credentials: [{ key: alice-key }]
@@ -417,6 +432,16 @@ consumers:
     { desc: 'strip_path false keeps the path; preserve_host true sends the client\'s Host', path: '/keep/x', headers: { host: 'client.example' }, want: { status: 200, url: '/base/keep/x', host: 'client.example' } },
     { desc: 'key-auth with Kong\'s default key name (apikey), no key', path: '/locked', headers: {}, want: { status: 401, url: undefined, host: undefined } },
     { desc: 'key-auth with the consumer\'s key', path: '/locked', headers: { apikey: 'alice-key' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'a regex path takes what its regex matches, stripped', path: '/movies/42', headers: {}, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'a regex path refuses what its regex does not match', path: '/movies/abc', headers: {}, want: { status: 404 } },
+    { desc: 'an anchored regex path refuses a longer path', path: '/movies/42/cast', headers: {}, want: { status: 404 } },
+    { desc: 'the plain path beside it on the same route', path: '/films/x', headers: {}, want: { status: 200, url: '/base/x', host: '127.0.0.1:PORT' } },
+    { desc: 'an unanchored regex path is a prefix match from the path\'s start; strip_path false keeps it', path: '/kept/7abc/x', headers: {}, want: { status: 200, url: '/base/kept/7abc/x', host: '127.0.0.1:PORT' } },
+    { desc: 'a regex is matched from the path\'s start only', path: '/x/kept/7', headers: {}, want: { status: 404 } },
+    { desc: 'a route on headers: a listed value, in any case', path: '/hdr', headers: { 'x-version': 'V2' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'a route on headers: a value the ~* regex matches', path: '/hdr', headers: { 'x-version': 'Beta-7' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'a route on headers: another value is refused', path: '/hdr', headers: { 'x-version': 'v22' }, want: { status: 404 } },
+    { desc: 'a route on headers: no header is refused', path: '/hdr', headers: {}, want: { status: 404 } },
   ];
   for (const c of cases) {
     it(c.desc, async () => {
@@ -450,7 +475,7 @@ describe('turnpike import (the command)', () => {
 
   const cases = [
     { desc: 'everything carried: exit 0, stdout', args: ['import', 'clean.yml'], want: { code: 0, stdout: /^# Imported by .*\n# Everything was carried over\.\n\nservices:/, stderr: /^clean\.yml: imported as Kong; everything carried over\n$/ } },
-    { desc: 'something dropped: exit 1, each item on stderr with its line', args: ['import', 'kong.yml', '-o', 'out.yaml'], want: { code: 1, stdout: /^$/, stderr: /^kong\.yml:13: not carried over: route "by-header": it matches on headers, which Turnpike cannot match yet\n(.*\n){3}kong\.yml: imported as Kong into out\.yaml; 4 items not carried over\n$/ } },
+    { desc: 'something dropped: exit 1, each item on stderr with its line', args: ['import', 'kong.yml', '-o', 'out.yaml'], want: { code: 1, stdout: /^$/, stderr: /^kong\.yml:15: not carried over: plugin proxy-cache: not available in Turnpike \(yet\)\n(.*\n){2}kong\.yml: imported as Kong into out\.yaml; 3 items not carried over\n$/ } },
     { desc: 'no file: exit 2', args: ['import'], want: { code: 2, stdout: /^$/, stderr: /^import needs exactly one FILE\nusage: turnpike import FILE \[--output\|-o OUT\]/ } },
     { desc: 'neither format: exit 2', args: ['import', 'other.yml'], want: { code: 2, stdout: /^$/, stderr: /^other\.yml: not a Kong declarative file \(no _format_version\) or an apisix\.yaml/ } },
     { desc: 'a missing file: exit 2', args: ['import', 'nope.yml'], want: { code: 2, stdout: /^$/, stderr: /^nope\.yml: file not found/ } },
@@ -476,7 +501,7 @@ describe('turnpike import (the command)', () => {
     assert.match(await readFile(path.join(dir, 'out.yaml'), 'utf8'), /^# Imported by `turnpike import` from kong\.yml/);
     const r = await run(['validate', 'out.yaml'], dir);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^out\.yaml: ok \(2 routes, sha256 [0-9a-f]{12}\)\n$/);
+    assert.match(r.stdout, /^out\.yaml: ok \(3 routes, sha256 [0-9a-f]{12}\)\n$/);
   });
 });
 

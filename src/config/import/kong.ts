@@ -10,6 +10,7 @@ import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
 import { anyAuthPlugin, KONG_PLUGINS } from './kong-plugins.ts';
 import { httpsOnly, kongCertificates } from './kong-tls.ts';
+import { captureGroups, kongHeaders, kongPath, type KongPath } from './kong-match.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -26,8 +27,6 @@ export function kongId(name: unknown, fallback: string): string {
 }
 
 const ALGORITHMS: Record<string, string> = { 'round-robin': 'roundrobin', 'least-connections': 'least_conn', 'consistent-hashing': 'chash', latency: 'least_conn' };
-
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Converts a Kong document; `known` says whether Turnpike has a plugin of that name. */
 export function convertKong(kong: Obj, known: (name: string) => boolean): Converted {
@@ -205,7 +204,14 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     const protocols = Array.isArray(r.protocols) ? r.protocols : ['http', 'https'];
     const bad = protocols.find((p) => p !== 'http' && p !== 'https');
     if (bad) { drop(at, `route "${id}"`, `protocol ${String(bad)} is not supported yet`); return; }
-    for (const k of ['headers', 'snis', 'sources', 'destinations']) {
+    const matchVars: unknown[][] = [];
+    if (isMap(r.headers)) {
+      const h = kongHeaders(r.headers);
+      // Leaving the condition out would match requests the route was meant to refuse.
+      if ('why' in h) { drop([...at, 'headers'], `route "${id}"`, h.why); return; }
+      matchVars.push(...h.vars);
+    }
+    for (const k of ['snis', 'sources', 'destinations']) {
       const v = r[k];
       if (v && (Array.isArray(v) ? v.length : Object.keys(v as Obj).length)) {
         // Leaving the condition out would match requests the route was meant to refuse.
@@ -214,18 +220,18 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       }
     }
     const paths = Array.isArray(r.paths) ? r.paths.filter((p): p is string => typeof p === 'string') : [];
-    const uris: string[] = [];
-    const prefixes: string[] = [];
+    const converted: Exclude<KongPath, { why: string }>[] = [];
     for (const p of paths) {
       const conv = kongPath(p);
-      if ('why' in conv) { drop([...at, 'paths'], `route "${id}" path ${p}`, conv.why); continue; }
-      if (conv.approx) drop([...at, 'paths'], `route "${id}" path ${p}`, `approximated as ${conv.uris.join(' and ')} (segments are not checked against the regex)`);
-      uris.push(...conv.uris);
-      prefixes.push(conv.prefix);
+      if ('why' in conv) drop([...at, 'paths'], `route "${id}" path ${p}`, conv.why);
+      else converted.push(conv);
     }
-    if (paths.length && !uris.length) { drop(at, `route "${id}"`, 'none of its paths can be matched'); return; }
-    if (!paths.length) { uris.push('/*'); prefixes.push(''); }
-    const out: Obj = { id, uris: [...new Set(uris)], service_id: svc.id };
+    if (paths.length && !converted.length) { drop(at, `route "${id}"`, 'none of its paths can be matched'); return; }
+    if (!paths.length) converted.push({ uris: ['/*'], strip: '' });
+    const out: Obj = { id, uris: [...new Set(converted.flatMap((c) => c.uris))], service_id: svc.id };
+    // A regex path's uri is broader than the regex: the route checks the path against every path it has.
+    if (converted.some((c) => c.regex !== undefined)) matchVars.unshift(['uri', '~~', `^(?:${converted.map((c) => c.regex ?? `${c.strip}(?:/|$)`).join('|')})`]);
+    if (matchVars.length) out.vars = matchVars;
     if (Array.isArray(r.methods) && r.methods.length) out.methods = r.methods.map((m) => String(m).toUpperCase());
     if (Array.isArray(r.hosts) && r.hosts.length) {
       const hosts = r.hosts.map(String).map((h) => h.replace(/:\d+$/, ''));
@@ -237,8 +243,8 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     const plugins: Obj = {};
     const strip = r.strip_path !== false;
     const svcPath = svc.path.replace(/\/+$/, '');
-    const alt = [...new Set(prefixes)].filter((p) => p !== '').map(escapeRe);
-    if (strip && alt.length) plugins['proxy-rewrite'] = { regex_uri: [`^(?:${alt.join('|')})/?(.*)`, `${svcPath}/$1`] };
+    const alt = [...new Set(converted.map((c) => c.strip))].filter((p) => p !== '');
+    if (strip && alt.length) plugins['proxy-rewrite'] = { regex_uri: [`^(?:${alt.join('|')})/?(.*)`, `${svcPath}/$${captureGroups(alt.join('|')) + 1}`] };
     else if (svcPath) plugins['proxy-rewrite'] = { regex_uri: ['^(.*)$', `${svcPath}$1`] };
     if (r.preserve_host === true) out.upstream = { ...structuredClone(svc.upstream), pass_host: 'pass' };
     if (!protocols.includes('http')) httpsOnly(r, at, id, plugins, drop);
@@ -368,59 +374,6 @@ function serviceTarget(s: Obj): { scheme: string; host: string; port: number; pa
   if (scheme !== 'http' && scheme !== 'https') return { why: `protocol ${scheme} is not supported yet` };
   if (!host) return { why: 'it has no host or url' };
   return { scheme, host, port: port ?? (scheme === 'https' ? 443 : 80), path };
-}
-
-/** `re` split at the slashes that are not inside a [character class]. */
-function splitSegments(re: string): string[] {
-  const out = [''];
-  let inClass = false;
-  for (let i = 0; i < re.length; i++) {
-    const ch = re[i];
-    if (ch === '\\') { out[out.length - 1] += ch + (re[++i] ?? ''); continue; }
-    if (ch === '[') inClass = true;
-    else if (ch === ']') inClass = false;
-    if (ch === '/' && !inClass) out.push('');
-    else out[out.length - 1] += ch;
-  }
-  return out;
-}
-
-/** Regex parts that match one path segment: carried as a `:param`. */
-const ONE_SEGMENT = new Set(['[^/]+', '\\d+', '[0-9]+', '\\w+', '[a-zA-Z0-9]+', '[a-zA-Z0-9_-]+', '[A-Za-z0-9_-]+', '[\\w-]+', '.+']);
-
-/**
- * A Kong path as Turnpike uris. A plain path is a prefix in Kong: `/api` and
- * `/api/*`. A regex path (`~/users/\d+`) becomes `:param` segments when it is
- * only literal segments and one-segment patterns, else it is not carried.
- */
-export function kongPath(p: string): { uris: string[]; prefix: string; approx: boolean } | { why: string } {
-  if (!p.startsWith('~')) {
-    if (!p.startsWith('/')) return { why: 'a path must start with /' };
-    const base = p.replace(/\/+$/, '');
-    return { uris: base ? [base, `${base}/*`] : ['/*'], prefix: base, approx: false };
-  }
-  let re = p.slice(1).replace(/^\^/, '');
-  const anchored = re.endsWith('$');
-  if (anchored) re = re.slice(0, -1);
-  const segs = splitSegments(re);
-  let n = 0;
-  const out: string[] = [];
-  let literal = true;
-  for (const seg of segs) {
-    if (!/[\\^$.*+?()[\]{}|]/.test(seg)) { out.push(seg); continue; }
-    const named = /^\(\?<(\w+)>(.*)\)$/.exec(seg);
-    if (ONE_SEGMENT.has(named ? named[2] : seg.replace(/^\((.*)\)$/, '$1'))) {
-      out.push(`:${named ? named[1] : `p${++n}`}`);
-      literal = false;
-      continue;
-    }
-    return { why: 'this regular expression cannot be expressed as a Turnpike path yet' };
-  }
-  const path = out.join('/') || '/';
-  if (!path.startsWith('/')) return { why: 'a path must start with /' };
-  const prefix = literal ? path.replace(/\/+$/, '') : '';
-  const uris = anchored ? [path] : [path, `${path.replace(/\/+$/, '')}/*`];
-  return { uris, prefix, approx: !literal };
 }
 
 /** Fields Kong's and APISIX's active checks share (both are lua-resty-healthcheck's), by section. */
