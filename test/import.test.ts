@@ -337,6 +337,17 @@ services:
     ].sort((a, b) => parseInt(a) - parseInt(b)));
   });
 
+  it('when the only certificate is expired, the TLS listener made for it is listed by its port too', async () => {
+    const text = `_format_version: "3.0"\ncertificates:\n  - id: old\n    cert: ${pemYaml(old.cert, 6)}\n    key: ${pemYaml(old.key, 6)}\n    snis: [old.example.com]\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/r] }]\n`;
+    const { res, doc } = await roundTrip(text);
+    if (!res.ok) return;
+    assert.deepEqual(res.dropped.map((d) => `${d.what}: ${d.why}`), [
+      'listen[1] (port 9443): a TLS listener needs at least one served ssls entry',
+      `ssl "old": the certificate expired on ${new Date(new X509Certificate(old.cert).validTo).toISOString()} (CN=old.example.com)`,
+    ]);
+    assert.deepEqual(doc.listen, [{ port: 9080 }]);
+  });
+
   it('https-only routes redirect plain HTTP to HTTPS; a route that takes both does not', async () => {
     const { doc } = await roundTrip(kong);
     const plugins = Object.fromEntries(doc.routes.map((r: { id: string; plugins?: unknown }) => [r.id, r.plugins]));

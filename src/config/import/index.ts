@@ -102,6 +102,13 @@ function parsePath(s: string): PathSeg[] {
   return out;
 }
 
+/** `route "users"`, `consumer "alice"`; an item with neither (a listener) by its place and port. */
+function itemName(kind: string, index: number, item: Record<string, unknown>): string {
+  const name = item.id ?? item.username;
+  if (name !== undefined) return `${kind.replace(/s$/, '')} "${String(name)}"`;
+  return `${kind}[${index}]${item.port !== undefined ? ` (port ${String(item.port)})` : ''}`;
+}
+
 /** Takes out what each issue points at (a plugin, else its whole item); false when nothing could be. */
 function prune(doc: Record<string, unknown>, issues: ConfigIssue[], dropped: Dropped[], origins: Map<object, PathSeg[]>): boolean {
   const removals: { list: unknown[]; index: number }[] = [];
@@ -123,11 +130,11 @@ function prune(doc: Record<string, unknown>, issues: ConfigIssue[], dropped: Dro
     if (p[2] === 'plugins' && typeof p[3] === 'string' && isMap(item.plugins) && p[3] in item.plugins) {
       delete item.plugins[p[3]];
       if (!Object.keys(item.plugins).length) delete item.plugins;
-      dropped.push({ path: [...from, 'plugins', p[3]], what: `plugin ${p[3]} of ${String(kind).replace(/s$/, '')} "${item.id ?? item.username}"`, why: issue.message });
+      dropped.push({ path: [...from, 'plugins', p[3]], what: `plugin ${p[3]} of ${itemName(String(kind), index, item)}`, why: issue.message });
       changed = true;
     } else if (!removals.some((r) => r.list === list && r.index === index)) {
       removals.push({ list, index });
-      dropped.push({ path: from, what: `${String(kind).replace(/s$/, '')} "${item.id ?? item.username}"`, why: issue.message });
+      dropped.push({ path: from, what: itemName(String(kind), index, item), why: issue.message });
     }
   }
   for (const r of removals.sort((a, b) => b.index - a.index)) { r.list.splice(r.index, 1); changed = true; }
