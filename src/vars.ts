@@ -77,17 +77,9 @@ export function variable(name: string, requestOnly = false): VarReader | undefin
   if (Object.hasOwn(NAMED, name)) return NAMED[name];
   if (Object.hasOwn(CONNECTION, name)) return requestOnly ? undefined : CONNECTION[name];
   if (Object.hasOwn(RESPONSE, name)) return requestOnly ? undefined : RESPONSE[name];
-  let m = /^http_([a-z0-9_]+)$/i.exec(name);
-  if (m) {
-    const header = m[1].toLowerCase().replace(/_/g, '-');
-    return (ctx) => str(ctx.request.headers[header]);
-  }
-  m = /^arg_(.+)$/.exec(name);
-  if (m) {
-    const arg = m[1];
-    return (ctx) => str(ctx.request.query[arg]);
-  }
-  m = /^cookie_(.+)$/.exec(name);
+  const raw = rawVariable(name);
+  if (raw) return (ctx) => str(raw(ctx));
+  const m = /^cookie_(.+)$/.exec(name);
   if (m) {
     const c = m[1];
     return (ctx) => cookie(str(ctx.request.headers.cookie), c);
@@ -101,20 +93,26 @@ function matchVariable(name: string): VarReader | undefined {
   return variable(name);
 }
 
-/** Every value of a repeated header (`http_x`) or query argument (`arg_x`), in order. */
-function variableValues(name: string): ((ctx: Ctx) => readonly string[]) | undefined {
-  const list = (v: unknown): readonly string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
+/** A header (`http_x`) or query argument (`arg_x`) as the request holds it: one value, or several when repeated. */
+function rawVariable(name: string): ((ctx: Ctx) => unknown) | undefined {
   let m = /^http_([a-z0-9_]+)$/i.exec(name);
   if (m) {
     const header = m[1].toLowerCase().replace(/_/g, '-');
-    return (ctx) => list(ctx.request.headers[header]);
+    return (ctx) => ctx.request.headers[header];
   }
   m = /^arg_(.+)$/.exec(name);
   if (m) {
     const arg = m[1];
-    return (ctx) => list(ctx.request.query[arg]);
+    return (ctx) => ctx.request.query[arg];
   }
   return undefined;
+}
+
+/** Every value of a repeated header (`http_x`) or query argument (`arg_x`), in order. */
+function variableValues(name: string): ((ctx: Ctx) => readonly string[]) | undefined {
+  const raw = rawVariable(name);
+  if (!raw) return undefined;
+  return (ctx) => { const v = raw(ctx); return Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]; };
 }
 
 /** The variables of a route's `vars` (src/expr.ts). */
