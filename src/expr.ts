@@ -46,6 +46,8 @@ export interface ExprVariables {
 }
 
 const LOGIC = new Set(['AND', 'OR', '!AND', '!OR']);
+/** Deeper logic is refused at load: compiling and evaluating recurse, and a hostile file could nest thousands. */
+const MAX_DEPTH = 16;
 const OPS = new Set(['==', '~=', '>', '>=', '<', '<=', '~~', '~*', 'in', 'has', 'ipmatch']);
 
 /**
@@ -64,6 +66,7 @@ export function compileExpr(rule: unknown, vars: ExprVariables): Predicate {
 
 function compileRule(rule: unknown[], at: (string | number)[], vars: ExprVariables): Predicate {
   if (rule.length === 0) throw new ExprError(at, 'rule too short');
+  if (at.length > MAX_DEPTH) throw new ExprError(at, `nested deeper than ${MAX_DEPTH} levels`);
   if (Array.isArray(rule[0])) return all(rule.map((r, i) => sub(r, [...at, i], vars)));
   const op = typeof rule[0] === 'string' ? rule[0].toUpperCase() : '';
   if (LOGIC.has(op)) {
@@ -152,6 +155,7 @@ function comparison(op: string, value: unknown, read: VarReader, name: string, a
       return (ctx) => { const l = read(ctx); return l !== undefined && tests.some((t) => t(l)); };
     }
     case 'has': {
+      if (typeof value !== 'string' && typeof value !== 'number') throw new ExprError(at, '"has" takes one value (text or a number)');
       const list = vars.values?.(name);
       if (!list) throw new ExprError([...at.slice(0, -1), 0], `"has" looks for a value among a repeated header's or query argument's values: "${name}" is neither (http_<name> or arg_<name>)`);
       return (ctx) => list(ctx).includes(String(value));

@@ -73,6 +73,8 @@ describe('vars expressions', () => {
     { desc: 'has on a single-valued variable', vars: [['uri', 'has', 'x']], want: [[0, 0], '"has" looks for a value among a repeated header\'s or query argument\'s values: "uri" is neither (http_<name> or arg_<name>)'] },
     { desc: 'ipmatch with no address', vars: [['remote_addr', 'ipmatch', ['10.0.0.0/33']]], want: [[0, 2], 'invalid ip address: 10.0.0.0/33'] },
     { desc: 'OR with one branch', vars: [['OR', ['arg_a', '==', '1']]], want: [[0], 'rule too short: OR needs at least two expressions'] },
+    { desc: 'has without a value (it would match the text "undefined")', vars: [['http_x', 'has']], want: [[0, 2], '"has" takes one value (text or a number)'] },
+    { desc: 'logic nested past 16 levels (a hostile file would overflow the stack)', vars: Array.from({ length: 5000 }).reduce<unknown[]>((inner) => [inner], [['arg_a', '==', '1']]), want: [Array(17).fill(0), 'nested deeper than 16 levels'] },
     { desc: 'a nested item that is not a list', vars: [['AND', ['arg_a', '==', '1'], 'x']], want: [[0, 2], 'must be an expression list, e.g. ["arg_name", "==", "json"]'] },
   ];
   for (const c of refused) {
