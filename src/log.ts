@@ -1,12 +1,15 @@
 /**
  * JSON lines on stdout. Lines are batched and written once per tick so that the
- * access log costs one string concatenation per request, not one syscall.
+ * access log costs one string concatenation per request, not one syscall. A
+ * worker thread batches for longer (`delayMs`): each batch is a message to the
+ * main thread, and one per event-loop turn cost a message per request or two.
  */
 
 type Level = 'info' | 'warn' | 'error';
 
 let buffer = '';
 let scheduled = false;
+let delayMs = 0;
 let sink: (chunk: string) => void = (chunk) => { process.stdout.write(chunk); };
 
 function flush(): void {
@@ -17,25 +20,37 @@ function flush(): void {
   sink(chunk);
 }
 
-function write(line: string): void {
-  buffer += line + '\n';
+function later(): void {
   if (buffer.length > 65536) flush();
-  else if (!scheduled) { scheduled = true; setImmediate(flush); }
+  else if (!scheduled) {
+    scheduled = true;
+    if (delayMs > 0) setTimeout(flush, delayMs).unref();
+    else setImmediate(flush);
+  }
 }
 
-/** Replace where log lines go (tests capture them); returns the previous sink. */
-export function setLogSink(fn: (chunk: string) => void): (chunk: string) => void {
+function write(line: string): void {
+  buffer += line + '\n';
+  later();
+}
+
+/**
+ * Replace where log lines go (tests capture them); returns the previous sink.
+ * `delayMs`: how long lines may wait to be batched (0: until the next turn of
+ * the event loop). Warnings and errors never wait.
+ */
+export function setLogSink(fn: (chunk: string) => void, opts: { delayMs?: number } = {}): (chunk: string) => void {
   flush();
   const prev = sink;
   sink = fn;
+  delayMs = opts.delayMs ?? 0;
   return prev;
 }
 
 /** Log lines written elsewhere (a worker thread's batch), passed through this thread's sink. */
 export function writeLogLines(chunk: string): void {
   buffer += chunk;
-  if (buffer.length > 65536) flush();
-  else if (!scheduled) { scheduled = true; setImmediate(flush); }
+  later();
 }
 
 /** Write out whatever is buffered (before exit). */
@@ -46,6 +61,8 @@ export function log(level: Level, msg: string, fields?: Record<string, unknown>)
   const entry: Record<string, unknown> = { time: now(), level, msg };
   if (fields) for (const k in fields) entry[k] = fields[k];
   write(safeStringify(entry));
+  // Out at once: a warning may be the last thing a thread says before it dies.
+  if (level !== 'info') flush();
 }
 
 let lastMs = 0;

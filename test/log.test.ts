@@ -135,3 +135,28 @@ routes:
     assert.equal(entry.route, 'plain');
   });
 });
+
+describe('log batching (a worker thread sends its lines to the main thread in batches)', () => {
+  const chunks: string[] = [];
+  let prev: (chunk: string) => void;
+  beforeEach(() => { chunks.length = 0; prev = setLogSink((c) => chunks.push(c), { delayMs: 60_000 }); });
+  afterEach(() => { setLogSink(prev); });
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('access lines of several event-loop turns wait for one chunk', async () => {
+    accessLog('r', 'GET', '/a', 200, '', 1, undefined);
+    await turn();
+    accessLog('r', 'GET', '/b', 200, '', 1, undefined);
+    await turn();
+    assert.equal(chunks.length, 0);
+    flushLogs();
+    assert.deepEqual(chunks.map((c) => c.split('\n').filter(Boolean).map((l) => JSON.parse(l).path)), [['/a', '/b']]);
+  });
+
+  it('a warning or an error goes out at once, after the lines before it', () => {
+    accessLog('r', 'GET', '/a', 200, '', 1, undefined);
+    log('error', 'worker failing');
+    assert.equal(chunks.length, 1);
+    assert.deepEqual(chunks[0].split('\n').filter(Boolean).map((l) => JSON.parse(l).msg), ['access', 'worker failing']);
+  });
+});

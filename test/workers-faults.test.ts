@@ -1,4 +1,4 @@
-/** The host with 2 worker threads: a blocked worker replaced, SIGTERM draining both. */
+/** The host with 2 worker threads: a blocked worker replaced, SIGTERM draining both (and their log lines). */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -49,5 +49,7 @@ describe('turnpike start --workers 2', () => {
     assert.deepEqual((await Promise.all(inflight)).map((r) => `${r.status} ${r.body}`), Array(12).fill('200 slow'));
     assert.equal(await code, 0);
     assert.match(out, /"msg":"shutting down","signal":"SIGTERM"/);
+    // The workers batch their log lines: the last batch is out before they report drained.
+    assert.equal(out.split('\n').filter((l) => l.includes('"msg":"access","route":"r","method":"GET","path":"/x","status":200')).length, 12);
   });
 });

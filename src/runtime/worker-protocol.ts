@@ -17,6 +17,8 @@ export const STAT_CONNECTIONS = 0;
 export const STAT_PARSES = 6;
 /** How often a worker's event loop bumps its heartbeat, in ms. */
 export const BEAT_MS = 100;
+/** How long a worker's log lines wait to go to the main thread in one message, in ms. */
+export const LOG_BATCH_MS = 20;
 
 /** A worker's start-up data. */
 export interface WorkerInit {
