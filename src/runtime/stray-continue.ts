@@ -26,8 +26,10 @@ interface ParserState { statusCode: number; headersSize: number }
 
 /** How much of `chunk` a leading 100 head takes: its length, 0 if none, -1 if it may be one not yet complete. */
 export function continueHeadLength(chunk: Buffer): number {
+  // Nearly every response is 2xx-5xx: the status's first digit settles it (Buffer#compare is a call into C++, per response).
+  if (chunk.length > 9 && chunk[9] !== 0x31) return 0;
   const n = Math.min(chunk.length, PREFIX.length);
-  if (chunk.compare(PREFIX, 0, n, 0, n) !== 0) return 0;
+  for (let i = 0; i < n; i++) if (chunk[i] !== PREFIX[i]) return 0;
   if (chunk.length < 13) return -1;
   // "HTTP/1.x 100" then SP or CR: the status code is what matters, the reason phrase is free.
   if (chunk[9] !== 0x31 || chunk[10] !== 0x30 || chunk[11] !== 0x30 || (chunk[12] !== 0x20 && chunk[12] !== 0x0d)) return 0;
