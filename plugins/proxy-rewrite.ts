@@ -16,8 +16,15 @@
 import schema from '../schemas/proxy-rewrite.json' with { type: 'json' };
 import { applyHeaderOps, compileHeaderOps, compileRegex, definePlugin, type HeaderChanges, type HeaderOps } from '../src/plugin.ts';
 
-interface Conf { uri?: string; regex_uri?: [string, string]; host?: string; headers?: HeaderChanges }
-interface State { uri?: string; regex?: RegExp; replacement: string; host?: string; headers: HeaderOps }
+interface Conf { uri?: string; regex_uri?: string[]; host?: string; headers?: HeaderChanges }
+interface State { uri?: string; pairs: readonly (readonly [RegExp, string])[]; host?: string; headers: HeaderOps }
+
+/** regex_uri's [regex, replacement] pairs, compiled. */
+function compilePairs(list: readonly string[]): [RegExp, string][] {
+  const out: [RegExp, string][] = [];
+  for (let i = 0; i < list.length; i += 2) out.push([compileRegex(list[i], `regex_uri[${i}]`), list[i + 1]]);
+  return out;
+}
 
 export default definePlugin<Conf, State>({
   name: 'proxy-rewrite',
@@ -27,14 +34,14 @@ export default definePlugin<Conf, State>({
   check(conf) {
     if (conf.uri !== undefined && conf.regex_uri !== undefined) return 'give either uri or regex_uri, not both';
     if (conf.regex_uri) {
-      try { compileRegex(conf.regex_uri[0], 'regex_uri[0]'); } catch (err) { return (err as Error).message; }
+      if (conf.regex_uri.length % 2) return 'regex_uri holds [regex, replacement] pairs: give it an even number of strings';
+      try { compilePairs(conf.regex_uri); } catch (err) { return (err as Error).message; }
     }
     return undefined;
   },
   init: (conf) => ({
     uri: conf.uri,
-    regex: conf.regex_uri ? compileRegex(conf.regex_uri[0], 'regex_uri[0]') : undefined,
-    replacement: conf.regex_uri?.[1] ?? '',
+    pairs: conf.regex_uri ? compilePairs(conf.regex_uri) : [],
     host: conf.host,
     headers: compileHeaderOps(conf.headers),
   }),
@@ -42,7 +49,11 @@ export default definePlugin<Conf, State>({
     rewrite(s, ctx) {
       const req = ctx.request;
       if (s.uri !== undefined) req.path = s.uri;
-      else if (s.regex && s.regex.test(req.path)) req.path = req.path.replace(s.regex, s.replacement);
+      else {
+        for (const [re, replacement] of s.pairs) {
+          if (re.test(req.path)) { req.path = req.path.replace(re, replacement); break; }
+        }
+      }
       if (s.host !== undefined) ctx.upstreamHost = s.host;
       applyHeaderOps(s.headers, req.headers);
     },

@@ -35,17 +35,21 @@ async function roundTrip(text: string, file = 'kong.yml') {
 
 describe('Kong paths', () => {
   const cases = [
-    { desc: 'a plain path is a prefix', path: '/api', want: { uris: ['/api', '/api/*'], strip: '/api' } },
-    { desc: 'the root', path: '/', want: { uris: ['/*'], strip: '' } },
-    { desc: 'a plain path with regex characters is escaped for strip_path', path: '/v1.0', want: { uris: ['/v1.0', '/v1.0/*'], strip: '/v1\\.0' } },
-    { desc: 'a literal regex is a string prefix, as Kong matches it', path: '~/v1/items', want: { uris: ['/v1/items*'], strip: '/v1/items' } },
-    { desc: 'a literal regex ending in $ is one path', path: '~/v1/items$', want: { uris: ['/v1/items'], strip: '/v1/items' } },
-    { desc: 'a named capture: the literal start, and the regex (unnamed) as the condition', path: '~/movies/(?<id>\\d+)', want: { uris: ['/movies/*'], strip: '/movies/(\\d+)', regex: '/movies/(\\d+)' } },
-    { desc: 'PCRE\'s (?P<name>) too, and a leading ^', path: '~^/users/(?P<id>[0-9]+)/orders$', want: { uris: ['/users/*'], strip: '/users/([0-9]+)/orders$', regex: '/users/([0-9]+)/orders$' } },
-    { desc: 'a character a quantifier makes optional is not in the start', path: '~/api/v1?/x', want: { uris: ['/api/v*'], strip: '/api/v1?/x', regex: '/api/v1?/x' } },
-    { desc: 'alternation at the top shares only /', path: '~/a/x|/b/y', want: { uris: ['/*'], strip: '/a/x|/b/y', regex: '/a/x|/b/y' } },
-    { desc: 'alternation inside a group keeps the start before it', path: '~/(a|b)/x', want: { uris: ['/*'], strip: '/(a|b)/x', regex: '/(a|b)/x' } },
-    { desc: 'a colon ends the start (the router would read a parameter)', path: '~/v1:batch.*', want: { uris: ['/v1*'], strip: '/v1:batch.*', regex: '/v1:batch.*' } },
+    { desc: 'a plain path is a string prefix, as Kong matches it (/api takes /apix too)', path: '/api', want: { uris: ['/api*'], match: '/api', filter: false, plain: 4 } },
+    { desc: 'a plain path ending in / does not take the path without it', path: '/api/', want: { uris: ['/api/*'], match: '/api/', filter: false, plain: 5 } },
+    { desc: 'the root', path: '/', want: { uris: ['/*'], match: '/', filter: false, plain: 1 } },
+    { desc: 'a plain path with regex characters is escaped for strip_path', path: '/v1.0', want: { uris: ['/v1.0*'], match: '/v1\\.0', filter: false, plain: 5 } },
+    { desc: 'a plain path with a character the router reads (:) is the literal start and a uri condition', path: '/v1/items:batch', want: { uris: ['/v1/items*'], match: '/v1/items:batch', filter: true, plain: 15 } },
+    { desc: 'a plain path with * (literal in Kong)', path: '/a*b', want: { uris: ['/a*'], match: '/a\\*b', filter: true, plain: 4 } },
+    { desc: 'a literal regex is a string prefix, as Kong matches it', path: '~/v1/items', want: { uris: ['/v1/items*'], match: '/v1/items', filter: false } },
+    { desc: 'a literal regex ending in $ is one path', path: '~/v1/items$', want: { uris: ['/v1/items'], match: '/v1/items$', filter: false } },
+    { desc: 'a named capture: the literal start, and the regex (unnamed) as the condition', path: '~/movies/(?<id>\\d+)', want: { uris: ['/movies/*'], match: '/movies/(\\d+)', filter: true } },
+    { desc: 'PCRE\'s (?P<name>) too, and a leading ^', path: '~^/users/(?P<id>[0-9]+)/orders$', want: { uris: ['/users/*'], match: '/users/([0-9]+)/orders$', filter: true } },
+    { desc: 'a character a quantifier makes optional is not in the start', path: '~/api/v1?/x', want: { uris: ['/api/v*'], match: '/api/v1?/x', filter: true } },
+    { desc: 'alternation at the top shares only /', path: '~/a/x|/b/y', want: { uris: ['/*'], match: '/a/x|/b/y', filter: true } },
+    { desc: 'alternation inside a group keeps the start before it', path: '~/(a|b)/x', want: { uris: ['/*'], match: '/(a|b)/x', filter: true } },
+    { desc: 'a colon ends the start (the router would read a parameter)', path: '~/v1:batch.*', want: { uris: ['/v1*'], match: '/v1:batch.*', filter: true } },
+    { desc: 'a literal regex with a colon too', path: '~/v1:batch', want: { uris: ['/v1*'], match: '/v1:batch', filter: true } },
     { desc: 'a regex that backtracks is not carried', path: '~/(a)\\1', want: { why: 'path ~/(a)\\1: "^(?:/(a)\\\\1)" cannot run in linear time (backreferences, lookaround and repetition counts in the hundreds are not supported: a pattern that backtracks lets one request stall the gateway)' } },
     { desc: 'a regex that is not one', path: '~/(x', want: { why: 'path ~/(x is not a valid regular expression: Invalid regular expression: /^(?:/(x)/: Unterminated group' } },
   ];
@@ -100,9 +104,9 @@ describe('Kong import', () => {
     ]);
     assert.match(res.output, /^# Imported by `turnpike import` from kong\.yml \(Kong declarative format\)\.\n# Not carried over \(3\):\n# {3}kong\.yml:15: plugin proxy-cache: not available/);
     assert.deepEqual(doc.routes.map((r: any) => [r.id, r.uris, r.service_id, r.methods]), [
-      ['users', ['/users', '/users/*'], 'users-api', ['GET', 'POST']],
-      ['by-header', ['/h', '/h/*'], 'users-api', undefined],
-      ['billing-1', ['/billing', '/billing/*'], 'billing', undefined],
+      ['users', ['/users*'], 'users-api', ['GET', 'POST']],
+      ['by-header', ['/h*'], 'users-api', undefined],
+      ['billing-1', ['/billing*'], 'billing', undefined],
     ]);
     assert.deepEqual(doc.services[0].upstream, {
       scheme: 'http', nodes: { '127.0.0.1:3000': 1 }, pass_host: 'node', timeout: { connect: 5, send: 60, read: 60 }, retries: 5,
@@ -251,7 +255,7 @@ describe('Kong plugins and their Turnpike counterparts (input → output fragmen
         dropped: ['10: plugin request-transformer: add.querystring (not carried over): proxy-rewrite has no equivalent'] } },
     { desc: 'request-transformer on a route that strips its path: one proxy-rewrite does both',
       kong: kongWith('{ name: request-transformer, config: { add: { headers: ["x-from:kong"] } } }', '', true),
-      want: { plugins: { 'proxy-rewrite': { regex_uri: ['^(?:/r)/?(.*)', '/$1'], headers: { set: { 'x-from': 'kong' } } } }, dropped: [] } },
+      want: { plugins: { 'proxy-rewrite': { regex_uri: ['^(?:/r)(?:\\.\\.?(?:/|$)|/)?(.*)', '/$1'], headers: { set: { 'x-from': 'kong' } } } }, dropped: [] } },
     { desc: 'response-transformer header rules → response-rewrite',
       kong: kongWith('{ name: response-transformer, config: { add: { headers: ["x-a:1"] }, append: { headers: ["x-b:2"] }, remove: { headers: [server] } } }'),
       want: { plugins: { 'response-rewrite': { headers: { set: { 'x-a': '1' }, add: { 'x-b': '2' }, remove: ['server'] } } }, dropped: [] } },
@@ -439,18 +443,18 @@ consumers:
   const cases: { desc: string; path: string; headers: Record<string, string>; want: { status: number; url?: string; host?: string } }[] = [
     { desc: 'strip_path (Kong\'s default) removes the matched prefix; the service path goes first; preserve_host false sends the service host',
       path: '/api/items?x=1', headers: {}, want: { status: 200, url: '/base/items?x=1', host: `127.0.0.1:PORT` } },
-    { desc: 'the bare prefix', path: '/api', headers: {}, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'the bare prefix: the service path alone (Kong\'s path_handling v0)', path: '/api', headers: {}, want: { status: 200, url: '/base', host: '127.0.0.1:PORT' } },
     { desc: 'strip_path false keeps the path; preserve_host true sends the client\'s Host', path: '/keep/x', headers: { host: 'client.example' }, want: { status: 200, url: '/base/keep/x', host: 'client.example' } },
     { desc: 'key-auth with Kong\'s default key name (apikey), no key', path: '/locked', headers: {}, want: { status: 401, url: undefined, host: undefined } },
-    { desc: 'key-auth with the consumer\'s key', path: '/locked', headers: { apikey: 'alice-key' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
-    { desc: 'a regex path takes what its regex matches, stripped', path: '/movies/42', headers: {}, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'key-auth with the consumer\'s key', path: '/locked', headers: { apikey: 'alice-key' }, want: { status: 200, url: '/base', host: '127.0.0.1:PORT' } },
+    { desc: 'a regex path takes what its regex matches, stripped', path: '/movies/42', headers: {}, want: { status: 200, url: '/base', host: '127.0.0.1:PORT' } },
     { desc: 'a regex path refuses what its regex does not match', path: '/movies/abc', headers: {}, want: { status: 404 } },
     { desc: 'an anchored regex path refuses a longer path', path: '/movies/42/cast', headers: {}, want: { status: 404 } },
     { desc: 'the plain path beside it on the same route', path: '/films/x', headers: {}, want: { status: 200, url: '/base/x', host: '127.0.0.1:PORT' } },
     { desc: 'an unanchored regex path is a prefix match from the path\'s start; strip_path false keeps it', path: '/kept/7abc/x', headers: {}, want: { status: 200, url: '/base/kept/7abc/x', host: '127.0.0.1:PORT' } },
     { desc: 'a regex is matched from the path\'s start only', path: '/x/kept/7', headers: {}, want: { status: 404 } },
-    { desc: 'a route on headers: a listed value, in any case', path: '/hdr', headers: { 'x-version': 'V2' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
-    { desc: 'a route on headers: a value the ~* regex matches', path: '/hdr', headers: { 'x-version': 'Beta-7' }, want: { status: 200, url: '/base/', host: '127.0.0.1:PORT' } },
+    { desc: 'a route on headers: a listed value, in any case', path: '/hdr', headers: { 'x-version': 'V2' }, want: { status: 200, url: '/base', host: '127.0.0.1:PORT' } },
+    { desc: 'a route on headers: a value the ~* regex matches', path: '/hdr', headers: { 'x-version': 'Beta-7' }, want: { status: 200, url: '/base', host: '127.0.0.1:PORT' } },
     { desc: 'a route on headers: another value is refused', path: '/hdr', headers: { 'x-version': 'v22' }, want: { status: 404 } },
     { desc: 'a route on headers: no header is refused', path: '/hdr', headers: {}, want: { status: 404 } },
   ];
@@ -462,6 +466,46 @@ consumers:
       const seen = up.seen.slice(before)[0];
       assert.equal(seen?.url, c.want.url);
       assert.equal(seen?.headers.host, c.want.host?.replace('PORT', String(up.port)));
+    });
+  }
+});
+
+describe('import on real sockets: plain paths are string prefixes, strip_path and the service path as Kong joins them', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  // One route per host: the same paths, each way Kong joins them (kong/router/utils.lua get_upstream_uri_v0).
+  const routes: [host: string, path: string, strip: boolean, service: string][] = [
+    ['strip.test', '/p', true, 'root'], ['kept.test', '/p', false, 'root'], ['slash.test', '/p/', true, 'root'],
+    ['svc.test', '/p', true, 'base'], ['svcslash.test', '/p/', true, 'base-slash'], ['svckept.test', '/p', false, 'base'], ['svcroot.test', '/', true, 'base'],
+  ];
+  before(async () => {
+    up = await startUpstream();
+    const svc = (name: string, path: string) => `  - name: ${name}\n    url: http://127.0.0.1:${up.port}${path}\n    routes:\n${routes.filter((r) => r[3] === name).map(([host, p, strip]) => `      - { name: ${host.replace(/\./g, '-')}, hosts: [${host}], paths: ["${p}"], strip_path: ${strip} }`).join('\n')}\n`;
+    const kong = `_format_version: "3.0"\nservices:\n${svc('root', '')}${svc('base', '/base')}${svc('base-slash', '/base/')}`;
+    const res = await importText(kong, 'kong.yml', functions);
+    assert.ok(res.ok && res.dropped.length === 0, JSON.stringify(res));
+    gw = await startGateway(res.output);
+  });
+  after(async () => { await gw?.close(); await up?.close(); });
+
+  const cases: { desc: string; host: string; paths: Record<string, string | 404> }[] = [
+    { desc: '/p, strip_path: the matched prefix is removed, a / kept in front', host: 'strip.test', paths: { '/p': '/', '/p/': '/', '/pxyz?q=1': '/xyz?q=1', '/p/x': '/x', '/other': 404 } },
+    { desc: '/p, strip_path false: the path as it came', host: 'kept.test', paths: { '/p': '/p', '/p/': '/p/', '/pxyz': '/pxyz', '/p/x': '/p/x', '/other': 404 } },
+    { desc: '/p/ does not take /p nor /pxyz', host: 'slash.test', paths: { '/p': 404, '/p/': '/', '/pxyz': 404, '/p/x': '/x', '/other': 404 } },
+    { desc: '/p with service path /base: the rest joined with one /, the service path alone when nothing is left', host: 'svc.test', paths: { '/p': '/base', '/p/': '/base/', '/pxyz': '/base/xyz', '/p/x': '/base/x', '/other': 404 } },
+    { desc: '/p/ with service path /base/', host: 'svcslash.test', paths: { '/p': 404, '/p/': '/base/', '/pxyz': 404, '/p/x': '/base/x', '/other': 404 } },
+    { desc: '/p, strip_path false, service path /base: the service path before the request path', host: 'svckept.test', paths: { '/p': '/base/p', '/p/': '/base/p/', '/pxyz': '/base/pxyz', '/p/x': '/base/p/x', '/other': 404 } },
+    { desc: '/ with service path /base', host: 'svcroot.test', paths: { '/': '/base', '/x': '/base/x', '/x/': '/base/x/' } },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const got: Record<string, string | number> = {};
+      for (const p of Object.keys(c.paths)) {
+        const before = up.seen.length;
+        const res = await request(gw.port, p, { headers: { host: c.host } });
+        got[p] = res.status === 200 ? up.seen.slice(before)[0]?.url ?? 'nothing upstream' : res.status;
+      }
+      assert.deepEqual(got, c.paths);
     });
   }
 });

@@ -1,25 +1,37 @@
 /**
- * What a Kong route matches on, as a Turnpike route's. Paths: A plain path is a prefix: `/api` →
- * uris `/api`, `/api/*`. A regex path (`~/movies/(?<id>\d+)`, matched from the
- * path's start as Kong does) → a prefix uri from its literal start
- * (`/movies/*`) and a `vars` condition on `uri` with the regex, so the route
- * takes exactly what Kong's did. `strip_path` removes what the path matched.
- * Headers: `vars` on `http_<name>`, values compared in any case as Kong does.
+ * What a Kong route matches on, as a Turnpike route's. Paths: a plain path is
+ * a string prefix, as in Kong's router (`/p` takes `/p`, `/p/x` and `/pxyz`;
+ * `/p/` does not take `/p`) → uri `/p*` (`/p/*`). A regex path
+ * (`~/movies/(?<id>\d+)`, matched from the path's start as Kong does) → a prefix
+ * uri from its literal start (`/movies/*`) and a `vars` condition on `uri` with
+ * the regex, so the route takes exactly what Kong's did. `strip_path` removes
+ * what the path matched and joins the rest to the service path as Kong's
+ * path_handling v0 does. Headers: `vars` on `http_<name>`, values compared in
+ * any case as Kong does.
  */
 import { compileRegex } from '../../regex.ts';
 
-/** One path, converted: its uris, the regex of the part strip_path removes, and the uri condition when the uris alone are broader. */
-export type KongPath = { uris: string[]; strip: string; regex?: string } | { why: string };
+/**
+ * One path, converted: its uris; `match`, a regex (unanchored source) for what
+ * Kong's path matches from the start of the request path; `filter` when the
+ * uris are broader than the path (the route then checks `match` in `vars`);
+ * `plain`, the path's length for a plain path (Kong orders them by it), or
+ * undefined for a regex path.
+ */
+export type KongPath = { uris: string[]; match: string; filter: boolean; plain?: number } | { why: string };
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const META = /[\\^$.|?*+()[\]{}]/;
+/** Characters Turnpike's router reads in a uri (a parameter, a wildcard) or never sees (a query, a fragment). */
+const ROUTER_SPECIAL = /[:*?#]/;
 
 /** Converts one of a Kong route's `paths`. */
 export function kongPath(p: string): KongPath {
   if (!p.startsWith('~')) {
     if (!p.startsWith('/')) return { why: 'a path must start with /' };
-    const base = p.replace(/\/+$/, '');
-    return { uris: base ? [base, `${base}/*`] : ['/*'], strip: escapeRe(base) };
+    const match = escapeRe(p);
+    if (ROUTER_SPECIAL.test(p)) return { uris: [`${p.slice(0, p.search(ROUTER_SPECIAL))}*`], match, filter: true, plain: p.length };
+    return { uris: [p === '/' ? '/*' : `${p}*`], match, filter: false, plain: p.length };
   }
   // Group names are Kong's (PCRE's `(?P<name>` too) and Turnpike does not use them; unnamed, two paths cannot clash.
   const re = p.slice(1).replace(/^\^/, '').replace(/\((?:\?P?<)(?![=!])[A-Za-z_]\w*>/g, '(');
@@ -29,9 +41,50 @@ export function kongPath(p: string): KongPath {
   } catch (err) {
     return { why: (err as Error).message };
   }
-  if (!META.test(re)) return { uris: [`${re}*`], strip: re };
-  if (re.endsWith('$') && !META.test(re.slice(0, -1))) return { uris: [re.slice(0, -1)], strip: re.slice(0, -1) };
-  return { uris: [`${literalStart(re)}*`], strip: re, regex: re };
+  const literal = !META.test(re) ? re : re.endsWith('$') && !META.test(re.slice(0, -1)) ? re.slice(0, -1) : undefined;
+  if (literal !== undefined && !ROUTER_SPECIAL.test(literal)) return { uris: [literal === re ? `${re}*` : literal], match: re, filter: false };
+  return { uris: [`${literalStart(re)}*`], match: re, filter: true };
+}
+
+/**
+ * The order in which Kong tries a route's paths, which decides what strip_path
+ * removes: regexes first (as written), then plain paths, longest first
+ * (Kong splits such a route by path kind and length, and orders the parts so).
+ */
+export function kongPathOrder<T extends { plain?: number }>(paths: readonly T[]): T[] {
+  return [...paths.filter((c) => c.plain === undefined), ...paths.filter((c) => c.plain !== undefined).sort((a, b) => b.plain! - a.plain!)];
+}
+
+/**
+ * proxy-rewrite `regex_uri` pairs that give the upstream path Kong's
+ * path_handling v0 gives (kong/router/utils.lua get_upstream_uri_v0; the only
+ * one its default router has): with strip_path, what the path matched is
+ * removed, a leading `.`/`..` segment of the rest is dropped
+ * (sanitize_uri_postfix), and the rest is joined to the service path with one
+ * `/`, the service path alone when nothing is left (with a `/` when the
+ * request ended in one); without, the service path goes before the request
+ * path. Undefined when the path goes upstream as it came.
+ */
+export function kongUpstreamPath(paths: readonly Exclude<KongPath, { why: string }>[], strip: boolean, servicePath: string): string[] | undefined {
+  const base = servicePath || '/';
+  const bare = base.endsWith('/') ? base.slice(0, -1) : base;
+  const tpl = (s: string) => s.replace(/\$/g, '$$$$');
+  if (!strip) return base === '/' ? undefined : ['^/$', tpl(base), '^(.*)$', `${tpl(bare)}$1`];
+  const ordered = paths.length ? kongPathOrder(paths) : [{ match: '/', plain: 1 }];
+  // Stripping `/` from the root changes nothing a normalised path can carry.
+  if (base === '/' && ordered.every((c) => c.match === '/')) return undefined;
+  const out: string[] = [];
+  for (const c of ordered) {
+    const group = `(?:${c.match})`;
+    const rest = `(?:\\.\\.?(?:/|$)|/)?(.*)`;
+    const n = captureGroups(c.match) + 1;
+    if (base === '/') { out.push(`^${group}${rest}`, `/$${n}`); continue; }
+    // Nothing left: the service path alone, with a `/` only when the request ended in one past the root.
+    const literal = c.plain !== undefined ? c.match.replace(/\\(.)/g, '$1') : undefined;
+    const emptyIsBare = literal === undefined || !(literal.endsWith('/') && (literal.length > 1 || base.endsWith('/')));
+    out.push(`^${group}${emptyIsBare ? '(?:\\.\\.?)?' : '\\.\\.?'}$`, tpl(bare), `^${group}${rest}`, `${tpl(bare)}/$${n}`);
+  }
+  return out;
 }
 
 /**

@@ -10,7 +10,7 @@ import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
 import { anyAuthPlugin, KONG_PLUGINS } from './kong-plugins.ts';
 import { httpsOnly, kongCertificates } from './kong-tls.ts';
-import { captureGroups, kongHeaders, kongPath, type KongPath } from './kong-match.ts';
+import { kongHeaders, kongPath, kongPathOrder, kongUpstreamPath, type KongPath } from './kong-match.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -227,10 +227,10 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       else converted.push(conv);
     }
     if (paths.length && !converted.length) { drop(at, `route "${id}"`, 'none of its paths can be matched'); return; }
-    if (!paths.length) converted.push({ uris: ['/*'], strip: '' });
+    if (!paths.length) converted.push(kongPath('/') as Exclude<KongPath, { why: string }>);
     const out: Obj = { id, uris: [...new Set(converted.flatMap((c) => c.uris))], service_id: svc.id };
-    // A regex path's uri is broader than the regex: the route checks the path against every path it has.
-    if (converted.some((c) => c.regex !== undefined)) matchVars.unshift(['uri', '~~', `^(?:${converted.map((c) => c.regex ?? `${c.strip}(?:/|$)`).join('|')})`]);
+    // A uri broader than its path: the route checks the path against every path it has, in Kong's order.
+    if (converted.some((c) => c.filter)) matchVars.unshift(['uri', '~~', `^(?:${kongPathOrder(converted).map((c) => c.match).join('|')})`]);
     if (matchVars.length) out.vars = matchVars;
     if (Array.isArray(r.methods) && r.methods.length) out.methods = r.methods.map((m) => String(m).toUpperCase());
     if (Array.isArray(r.hosts) && r.hosts.length) {
@@ -241,11 +241,8 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     }
     if (typeof r.regex_priority === 'number' && r.regex_priority) out.priority = r.regex_priority;
     const plugins: Obj = {};
-    const strip = r.strip_path !== false;
-    const svcPath = svc.path.replace(/\/+$/, '');
-    const alt = [...new Set(converted.map((c) => c.strip))].filter((p) => p !== '');
-    if (strip && alt.length) plugins['proxy-rewrite'] = { regex_uri: [`^(?:${alt.join('|')})/?(.*)`, `${svcPath}/$${captureGroups(alt.join('|')) + 1}`] };
-    else if (svcPath) plugins['proxy-rewrite'] = { regex_uri: ['^(.*)$', `${svcPath}$1`] };
+    const rewrite = kongUpstreamPath(converted, r.strip_path !== false, svc.path);
+    if (rewrite) plugins['proxy-rewrite'] = { regex_uri: rewrite };
     if (r.preserve_host === true) out.upstream = { ...structuredClone(svc.upstream), pass_host: 'pass' };
     if (!protocols.includes('http')) httpsOnly(r, at, id, plugins, drop);
     addPlugins(r.plugins, [...at, 'plugins'], plugins);
