@@ -158,6 +158,7 @@ async function importFile(values: Values, files: string[]): Promise<number> {
     if (out) await writeFile(out, res.output);
     else process.stdout.write(res.output);
     for (const d of res.dropped) process.stderr.write(`${files[0]}:${d.line}: not carried over: ${d.what}: ${d.why}\n`);
+    for (const d of res.notes) process.stderr.write(`${files[0]}:${d.line}: note: ${d.what}: ${d.why}\n`);
     process.stderr.write(`${files[0]}: imported as ${res.format === 'kong' ? 'Kong' : 'APISIX'}${out ? ` into ${out}` : ''}; ${res.dropped.length ? `${res.dropped.length} item${res.dropped.length === 1 ? '' : 's'} not carried over` : 'everything carried over'}\n`);
     return res.dropped.length ? 1 : 0;
   } finally {

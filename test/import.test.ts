@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createHmac, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -209,13 +209,13 @@ describe('Kong plugins and their Turnpike counterparts (input → output fragmen
         plugins: { 'limit-count': { rejected_code: 429, count: 5, time_window: 1, key_type: 'var', key: 'http_x_team' } },
         dropped: ['10: plugin rate-limiting: minute: 100 (the second window, which a burst reaches first, was kept: a limit-count rule skips a request with no X-Team header, where Kong counts it by client address): limit-count has no equivalent'],
       } },
-    { desc: 'rate-limiting as decK writes it (every field, unset ones null), redis policy; a jwt_secret without a key is listed',
+    { desc: 'rate-limiting as decK writes it (every field, unset ones null), redis policy',
       kong: kongWith('{ name: rate-limiting, config: { second: null, minute: 10, hour: null, limit_by: consumer, policy: redis, redis_host: redis.local, redis_port: 6379, redis_password: null, redis_database: 0, fault_tolerant: true, hide_client_headers: false } }',
-        'consumers:\n  - username: issuer\njwt_secrets:\n  - consumer: issuer\n    secret: s\n'),
+        'consumers:\n  - username: issuer\n    keyauth_credentials: [{ key: k }]\n'),
       want: {
         plugins: { 'limit-count': { rejected_code: 429, count: 10, time_window: 60, key_type: 'var', key: 'consumer_name', policy: 'redis', redis_host: 'redis.local', redis_port: 6379, redis_database: 0, allow_degradation: true } },
-        consumers: [{ username: 'issuer' }],
-        dropped: ['14: jwt_secrets[0] of consumer "issuer": it has no key: Kong makes up a random one, which no token can name; give it the iss (key_claim_name) your tokens carry'],
+        consumers: [{ username: 'issuer', plugins: { 'key-auth': { key: 'k' } } }],
+        dropped: [],
       } },
     { desc: 'cors with credentials and no origins: Kong echoes the Origin (**), its method list written out, request headers echoed',
       kong: kongWith('{ name: cors, config: { credentials: true, max_age: 3600, exposed_headers: [x-total] } }'),
@@ -510,6 +510,72 @@ describe('import on real sockets: plain paths are string prefixes, strip_path an
   }
 });
 
+describe('Kong credential fields Kong makes up (auto = true): made up the same way, said in a note, exit 0', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  let res: Extract<Awaited<ReturnType<typeof importText>>, { ok: true }>;
+  let doc: Record<string, any>;
+  before(async () => {
+    up = await startUpstream();
+    const kong = `_format_version: "3.0"
+services:
+  - name: s
+    url: http://127.0.0.1:${up.port}
+    routes:
+      - { name: jwt, paths: [/jwt], plugins: [{ name: jwt }] }
+      - { name: key, paths: [/key], plugins: [{ name: key-auth }] }
+consumers:
+  - username: issuer
+  - username: bob
+    keyauth_credentials: [{}]
+    jwt_secrets: [{ secret: bob-secret }]
+jwt_secrets:
+  - consumer: issuer
+    key: null
+`;
+    const r = await importText(kong, 'kong.yml', functions);
+    assert.ok(r.ok, r.ok ? '' : r.message);
+    res = r;
+    doc = parse(r.output);
+    gw = await startGateway(r.output);
+  });
+  after(async () => { await gw?.close(); await up?.close(); });
+  const cred = (user: string, plugin: string) => doc.consumers.find((c: any) => c.username === user).plugins[plugin];
+  const token = (iss: string, secret: string) => {
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss })}`;
+    return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+  };
+
+  it('nothing is listed as not carried; each made-up field is a note at its line, in the output too', () => {
+    assert.deepEqual(res.dropped, []);
+    assert.deepEqual(res.notes.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
+      '11: keyauth_credentials[0] of consumer "bob": no key: made up as Kong does (32 random letters and digits), written in this file',
+      '12: jwt_secrets[0] of consumer "bob": no key: made up as Kong does (32 random letters and digits), written in this file; tokens name it in iss (key_claim_name)',
+      '14: jwt_secrets[0] of consumer "issuer": no key or secret: made up as Kong does (32 random letters and digits), written in this file; tokens name it in iss (key_claim_name)',
+    ]);
+    assert.match(res.output, /^# Everything was carried over\.\n# Notes \(3\):\n# {3}kong\.yml:11: keyauth_credentials\[0\] of consumer "bob": no key: made up/m);
+  });
+
+  it('the made-up values have Kong\'s shape, differ, and a given secret is kept', () => {
+    const made = [cred('bob', 'key-auth').key, cred('bob', 'jwt-auth').key, cred('issuer', 'jwt-auth').key, cred('issuer', 'jwt-auth').secret];
+    for (const v of made) assert.match(v, /^[A-Za-z0-9]{32}$/);
+    assert.equal(new Set(made).size, 4);
+    assert.equal(cred('bob', 'jwt-auth').secret, 'bob-secret');
+  });
+
+  it('the gateway takes the made-up key and a token naming the made-up jwt key, and refuses others', async () => {
+    const got = [
+      (await request(gw.port, '/key', { headers: { apikey: cred('bob', 'key-auth').key } })).status,
+      (await request(gw.port, '/key', { headers: { apikey: 'guess' } })).status,
+      (await request(gw.port, '/jwt', { headers: { authorization: `Bearer ${token(cred('issuer', 'jwt-auth').key, cred('issuer', 'jwt-auth').secret)}` } })).status,
+      (await request(gw.port, '/jwt', { headers: { authorization: `Bearer ${token(cred('bob', 'jwt-auth').key, 'bob-secret')}` } })).status,
+      (await request(gw.port, '/jwt', { headers: { authorization: `Bearer ${token(cred('issuer', 'jwt-auth').key, 'wrong')}` } })).status,
+    ];
+    assert.deepEqual(got, [200, 401, 200, 200, 401]);
+  });
+});
+
 describe('turnpike import (the command)', () => {
   const BIN = fileURLToPath(new URL('../bin/turnpike.js', import.meta.url));
   const run = (args: string[], cwd: string) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -525,12 +591,14 @@ describe('turnpike import (the command)', () => {
     await writeFile(path.join(dir, 'kong.yml'), KONG);
     await writeFile(path.join(dir, 'clean.yml'), '_format_version: "3.0"\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes: [{ name: r, paths: [/] }]\n');
     await writeFile(path.join(dir, 'other.yml'), 'hello: world\n');
+    await writeFile(path.join(dir, 'made-up.yml'), '_format_version: "3.0"\nconsumers:\n  - username: a\n    keyauth_credentials: [{}]\n');
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
   const cases = [
     { desc: 'everything carried: exit 0, stdout', args: ['import', 'clean.yml'], want: { code: 0, stdout: /^# Imported by .*\n# Everything was carried over\.\n\nservices:/, stderr: /^clean\.yml: imported as Kong; everything carried over\n$/ } },
     { desc: 'something dropped: exit 1, each item on stderr with its line', args: ['import', 'kong.yml', '-o', 'out.yaml'], want: { code: 1, stdout: /^$/, stderr: /^kong\.yml:15: not carried over: plugin proxy-cache: not available in Turnpike \(yet\)\n(.*\n){2}kong\.yml: imported as Kong into out\.yaml; 3 items not carried over\n$/ } },
+    { desc: 'a key made up as Kong does: exit 0, a note on stderr', args: ['import', 'made-up.yml'], want: { code: 0, stdout: /^# Imported by .*\n# Everything was carried over\.\n# Notes \(1\):\n/, stderr: /^made-up\.yml:4: note: keyauth_credentials\[0\] of consumer "a": no key: made up as Kong does \(32 random letters and digits\), written in this file\nmade-up\.yml: imported as Kong; everything carried over\n$/ } },
     { desc: 'no file: exit 2', args: ['import'], want: { code: 2, stdout: /^$/, stderr: /^import needs exactly one FILE\nusage: turnpike import FILE \[--output\|-o OUT\]/ } },
     { desc: 'neither format: exit 2', args: ['import', 'other.yml'], want: { code: 2, stdout: /^$/, stderr: /^other\.yml: not a Kong declarative file \(no _format_version\) or an apisix\.yaml/ } },
     { desc: 'a missing file: exit 2', args: ['import', 'nope.yml'], want: { code: 2, stdout: /^$/, stderr: /^nope\.yml: file not found/ } },

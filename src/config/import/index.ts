@@ -19,7 +19,7 @@ import { convertKong, type Dropped } from './kong.ts';
 export interface DroppedLine { line: number; what: string; why: string }
 
 export type ImportResult =
-  | { ok: true; format: 'kong' | 'apisix'; output: string; dropped: DroppedLine[] }
+  | { ok: true; format: 'kong' | 'apisix'; output: string; dropped: DroppedLine[]; notes: DroppedLine[] }
   | { ok: false; message: string };
 
 /** Rounds of "validate, take out what fails" before giving up on an item-by-item repair. */
@@ -38,6 +38,8 @@ export async function importText(text: string, file: string, functions: LoadOpti
   let format: 'kong' | 'apisix';
   let doc: Record<string, unknown>;
   const dropped: { path: PathSeg[]; what: string; why: string }[] = [];
+  /** Carried, but made up or carried differently: said in the output, not a failure. */
+  const notes: Dropped[] = [];
   /** Output object → where it was written in the input (for items taken out after validation). */
   const origins = new Map<object, PathSeg[]>();
   if (looksLikeKong(input)) {
@@ -45,6 +47,7 @@ export async function importText(text: string, file: string, functions: LoadOpti
     const res = convertKong(input, (n) => known.has(n));
     doc = res.doc;
     dropped.push(...res.dropped);
+    notes.push(...res.notes);
     for (const [k, v] of res.origins) origins.set(k, v);
   } else if (['routes', 'services', 'upstreams', 'consumers', 'global_rules', 'plugin_configs'].some((k) => k in input)) {
     format = 'apisix';
@@ -69,13 +72,17 @@ export async function importText(text: string, file: string, functions: LoadOpti
     }
     output = stringify(doc);
   }
-  const lines = dropped.map((d) => ({ line: src.position(d.path, true).line, what: d.what, why: d.why })).sort((a, b) => a.line - b.line);
+  const atLines = (list: Dropped[]) => list.map((d) => ({ line: src.position(d.path, true).line, what: d.what, why: d.why })).sort((a, b) => a.line - b.line);
+  const lines = atLines(dropped);
+  const noteLines = atLines(notes);
+  const comment = (d: DroppedLine) => `#   ${path.basename(file)}:${d.line}: ${d.what}: ${d.why}`.replace(/\n/g, ' ');
   const header = [
     `# Imported by \`turnpike import\` from ${path.basename(file)} (${format === 'kong' ? 'Kong declarative format' : 'APISIX standalone'}).`,
-    ...(lines.length ? [`# Not carried over (${lines.length}):`, ...lines.map((d) => `#   ${path.basename(file)}:${d.line}: ${d.what}: ${d.why}`.replace(/\n/g, ' '))] : ['# Everything was carried over.']),
+    ...(lines.length ? [`# Not carried over (${lines.length}):`, ...lines.map(comment)] : ['# Everything was carried over.']),
+    ...(noteLines.length ? [`# Notes (${noteLines.length}):`, ...noteLines.map(comment)] : []),
     '',
   ].join('\n');
-  return { ok: true, format, output: `${header}\n${output}`, dropped: lines };
+  return { ok: true, format, output: `${header}\n${output}`, dropped: lines, notes: noteLines };
 }
 
 /**

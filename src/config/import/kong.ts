@@ -5,6 +5,7 @@
  * (preserve_host false). Whatever cannot be carried is reported with the path
  * it was written at.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import type { PathSeg } from '../source.ts';
 import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
@@ -17,8 +18,22 @@ type Obj = Record<string, unknown>;
 /** Something the import could not carry, where it was written, and why. */
 export interface Dropped { path: PathSeg[]; what: string; why: string }
 
-/** The document, what was dropped, and where each output route, service and consumer was written in the input. */
-export interface Converted { doc: Obj; dropped: Dropped[]; origins: Map<object, PathSeg[]> }
+/**
+ * The document, what was dropped, what was carried differently or made up as
+ * Kong makes it up (`notes`: the import still succeeds), and where each output
+ * route, service and consumer was written in the input.
+ */
+export interface Converted { doc: Obj; dropped: Dropped[]; notes: Dropped[]; origins: Map<object, PathSeg[]> }
+
+/**
+ * A value for a credential field Kong fills in when the file leaves it out
+ * (`auto = true` in its schema): Kong's random_string (kong/tools/rand.lua),
+ * 24 random bytes in base64 with `/` and `+` replaced by a random letter, so
+ * 32 letters and digits.
+ */
+export function kongRandomString(): string {
+  return randomBytes(24).toString('base64').replace(/[/+]/g, (c) => String.fromCharCode((c === '/' ? 65 : 97) + randomInt(26)));
+}
 
 /** A Kong name as a Turnpike id (letters, digits, _ . ~ -). */
 export function kongId(name: unknown, fallback: string): string {
@@ -32,6 +47,8 @@ const ALGORITHMS: Record<string, string> = { 'round-robin': 'roundrobin', 'least
 export function convertKong(kong: Obj, known: (name: string) => boolean): Converted {
   const dropped: Dropped[] = [];
   const drop = (path: PathSeg[], what: string, why: string) => dropped.push({ path, what, why });
+  const notes: Dropped[] = [];
+  const note = (path: PathSeg[], what: string, why: string) => notes.push({ path, what, why });
   const out: Obj = {};
   const upstreams: Obj[] = [];
   const services: Obj[] = [];
@@ -115,10 +132,19 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       items(field).forEach(({ x, path }, k) => {
         const what = `${field}[${k}] of consumer "${username}"`;
         if (!known(target)) drop(path, what, `Turnpike has no ${target} plugin yet`);
-        else if (target === 'jwt-auth' && (typeof x.key !== 'string' || !x.key)) drop(path, what, 'it has no key: Kong makes up a random one, which no token can name; give it the iss (key_claim_name) your tokens carry');
         else if (plugins[target]) drop(path, what, `a Turnpike consumer holds one ${target} credential; the first was kept`);
-        else plugins[target] = conv(x);
+        else plugins[target] = conv(autoFields(x, field, path, what));
       });
+    };
+    /** Kong makes up a credential's `auto` fields when the file leaves them out (kong/plugins/<name>/daos.lua): so does the import, and says so. */
+    const autoFields = (x: Obj, field: string, path: PathSeg[], what: string): Obj => {
+      const made = (AUTO_FIELDS[field] ?? []).filter((f) => (x[f] === undefined || x[f] === null)
+        && (f !== 'secret' || (!x.rsa_public_key && String(x.algorithm ?? 'HS256').startsWith('HS'))));
+      if (!made.length) return x;
+      const y = { ...x };
+      for (const f of made) y[f] = kongRandomString();
+      note(path, what, `no ${made.join(' or ')}: made up as Kong does (32 random letters and digits), written in this file${made.includes('key') && field === 'jwt_secrets' ? '; tokens name it in iss (key_claim_name)' : ''}`);
+      return y;
     };
     cred('keyauth_credentials', 'key-auth', (x) => ({ key: x.key }));
     cred('basicauth_credentials', 'basic-auth', (x) => ({ username: x.username, password: x.password }));
@@ -289,8 +315,11 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       drop([k], `${k}`, 'Turnpike has no equivalent yet');
     }
   }
-  return { doc: out, dropped, origins };
+  return { doc: out, dropped, notes, origins };
 }
+
+/** Credential fields Kong's schema marks `auto = true`: made up when missing (basic-auth has none: its username and password are required). */
+const AUTO_FIELDS: Record<string, string[]> = { keyauth_credentials: ['key'], jwt_secrets: ['key', 'secret'] };
 
 /** Turnpike plugins that authenticate: a credential on a consumer, never a consumer's plugin. */
 const AUTH_TARGETS = new Set(['key-auth', 'basic-auth', 'jwt-auth']);
