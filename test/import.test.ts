@@ -576,6 +576,71 @@ jwt_secrets:
   });
 });
 
+describe('import on real sockets: routes tried in Kong\'s order (more fields first, then a regex path before a plain one, then the longer plain path)', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  let doc: Record<string, any>;
+  before(async () => {
+    up = await startUpstream();
+    // strip_path false: the service path tells which route took the request.
+    const svc = (name: string, route: string) => `  - name: ${name}\n    url: http://127.0.0.1:${up.port}/${name}\n    routes:\n      - ${route}\n`;
+    const kong = `_format_version: "3.0"\nservices:\n${[
+      svc('versioned', '{ name: versioned, paths: ["~/api/v\\\\d+/.*"], strip_path: false }'),
+      svc('users', '{ name: users, paths: [/api/v1/users], strip_path: false }'),
+      svc('get', '{ name: api-get, paths: [/api], methods: [GET], strip_path: false }'),
+      svc('low', '{ name: low, paths: ["~/api/v1/users/.*"], strip_path: false, regex_priority: -1 }'),
+      svc('high', '{ name: high, paths: ["~/api/v\\\\d/me$"], strip_path: false, regex_priority: 5 }'),
+      svc('tail', '{ name: tail, paths: ["~/api/v1x"], strip_path: false, regex_priority: -2 }'),
+    ].join('')}`;
+    const res = await importText(kong, 'kong.yml', functions);
+    assert.ok(res.ok && res.dropped.length === 0 && res.notes.length === 0, JSON.stringify(res));
+    doc = parse(res.output);
+    gw = await startGateway(res.output);
+  });
+  after(async () => { await gw?.close(); await up?.close(); });
+
+  const cases: { desc: string; method: string; path: string; want: string | number }[] = [
+    { desc: 'a route matching on more fields (methods) first, though its path is shorter', method: 'GET', path: '/api/v1/users', want: '/get/api/v1/users' },
+    { desc: 'a regex path before a longer plain path', method: 'POST', path: '/api/v1/users', want: '/versioned/api/v1/users' },
+    { desc: 'regex_priority orders the regexes: a lower one after, though its uri is more specific', method: 'POST', path: '/api/v1/users/x', want: '/versioned/api/v1/users/x' },
+    { desc: 'regex_priority orders the regexes: the higher first', method: 'POST', path: '/api/v1/me', want: '/high/api/v1/me' },
+    { desc: 'the next route in Kong\'s order where the first ones\' regexes refuse', method: 'POST', path: '/api/v1xyz', want: '/tail/api/v1xyz' },
+    { desc: 'a plain path is a string prefix', method: 'GET', path: '/apix', want: '/get/apix' },
+    { desc: 'nothing matches', method: 'POST', path: '/api/vx', want: 404 },
+  ];
+  for (const c of cases) {
+    it(c.desc, async () => {
+      const before = up.seen.length;
+      const res = await request(gw.port, c.path, { method: c.method });
+      assert.equal(res.status === 200 ? up.seen.slice(before)[0]?.url : res.status, c.want);
+    });
+  }
+
+  it('the ranks are priorities; a route Kong tries first takes the more specific uris of the later routes it overlaps', () => {
+    assert.deepEqual(doc.routes.map((r: any) => [r.id, r.uris, r.priority]), [
+      ['versioned', ['/api/v*', '/api/v1/users*', '/api/v1/users/*', '/api/v1x*'], 3],
+      ['users', ['/api/v1/users*'], undefined],
+      ['api-get', ['/api*', '/api/v*', '/api/v1/users*', '/api/v1/users/*', '/api/v1x*'], 5],
+      ['low', ['/api/v1/users/*'], 2],
+      ['high', ['/api/v*', '/api/v1/users*', '/api/v1/users/*', '/api/v1x*'], 4],
+      ['tail', ['/api/v1x*'], 1],
+    ]);
+  });
+});
+
+describe('Kong\'s order where Turnpike\'s router cannot follow it: noted', () => {
+  it('a route without hosts that Kong tries first (it matches on more) beside a route with hosts', async () => {
+    const kong = '_format_version: "3.0"\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes:\n      - { name: many, paths: [/a], methods: [GET], headers: { x-v: ["1"] } }\n      - { name: hosted, paths: [/a/b], hosts: [x.example] }\n      - { name: mixed, paths: ["~/c/\\\\d+", /c/long, /c] }\n      - { name: other, paths: [/c/x] }\n';
+    const { res } = await roundTrip(kong);
+    assert.ok(res.ok);
+    assert.deepEqual(res.dropped, []);
+    assert.deepEqual(res.notes.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
+      '6: route "many": Kong tries it before route "hosted" (it matches on more, or more exactly), where both match; Turnpike tries a route with hosts (the more exact host) first',
+      '8: route "mixed": Kong orders its regex paths and its plain paths of each length apart; here the route has one place in the order, its first part\'s',
+    ]);
+  });
+});
+
 describe('turnpike import (the command)', () => {
   const BIN = fileURLToPath(new URL('../bin/turnpike.js', import.meta.url));
   const run = (args: string[], cwd: string) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

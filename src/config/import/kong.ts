@@ -11,6 +11,7 @@ import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
 import { anyAuthPlugin, KONG_PLUGINS } from './kong-plugins.ts';
 import { httpsOnly, kongCertificates } from './kong-tls.ts';
+import { kongParts, kongPriority, orderLikeKong, type OrderedRoute } from './kong-order.ts';
 import { kongHeaders, kongPath, kongPathOrder, kongUpstreamPath, type KongPath } from './kong-match.ts';
 
 type Obj = Record<string, unknown>;
@@ -56,6 +57,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
   const consumers: Obj[] = [];
   const upstreamNames = new Set<string>();
   const origins = new Map<object, PathSeg[]>();
+  const ordered: OrderedRoute[] = [];
 
   const kUpstreams = Array.isArray(kong.upstreams) ? kong.upstreams : [];
   kUpstreams.forEach((u, i) => {
@@ -265,7 +267,6 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       if (bad) { drop([...at, 'hosts'], `route "${id}"`, `host ${bad} cannot be matched yet (only a leading * wildcard)`); return; }
       out.hosts = hosts;
     }
-    if (typeof r.regex_priority === 'number' && r.regex_priority) out.priority = r.regex_priority;
     const plugins: Obj = {};
     const rewrite = kongUpstreamPath(converted, r.strip_path !== false, svc.path);
     if (rewrite) plugins['proxy-rewrite'] = { regex_uri: rewrite };
@@ -275,7 +276,10 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     if (Object.keys(plugins).length) out.plugins = plugins;
     routes.push(out);
     origins.set(out, at);
+    const kongPaths = paths.length ? converted : [];
+    ordered.push({ out, at, key: kongPriority(r, kongPaths), parts: kongParts(kongPaths), hosts: ((out.hosts ?? []) as string[]).map((h) => h.toLowerCase()) });
   }
+  orderLikeKong(ordered, note);
 
   // Top-level plugins: global, or attached to a service, route or consumer by name.
   const globals: Obj = {};
