@@ -31,6 +31,8 @@ export interface OrderedRoute {
 
 /** Most uris the ordering may add in all (a file of thousands of overlapping routes would otherwise grow without bound). */
 const MAX_ADDED = 20_000;
+/** Most overlapping (route, uri) pairs looked at: the same bound on the time an import takes. */
+const MAX_STEPS = 2_000_000;
 
 /**
  * Kong's priority for a route (transform.lua get_priority), as a tuple:
@@ -61,11 +63,6 @@ function inside(u: string, a: string): boolean {
   return a.endsWith('*') ? literal(u).startsWith(literal(a)) : u === a;
 }
 
-/** Whether two uris can match one path. */
-function overlap(a: string, b: string): boolean {
-  return inside(a, b) || inside(b, a);
-}
-
 /** Whether the two routes are in one of Turnpike's routing tables (the same host, or both without hosts). */
 function sameTable(a: OrderedRoute, b: OrderedRoute): boolean {
   if (!a.hosts.length || !b.hosts.length) return !a.hosts.length && !b.hosts.length;
@@ -89,33 +86,41 @@ function hostTriesFirst(b: OrderedRoute, a: OrderedRoute): boolean {
  */
 export function orderLikeKong(routes: OrderedRoute[], note: (path: PathSeg[], what: string, why: string) => void): void {
   const uris = (r: OrderedRoute) => r.out.uris as string[];
+  // Every uri by its literal start, sorted: the uris inside a prefix `x*` are one run of it.
+  const all = routes.flatMap((r) => uris(r).map((u) => ({ lit: literal(u), u, r }))).sort((p, q) => (p.lit < q.lit ? -1 : p.lit > q.lit ? 1 : 0));
   const own = new Map(routes.map((r) => [r, [...uris(r)]]));
-  const overlaps = (a: OrderedRoute, b: OrderedRoute) => own.get(a)!.some((x) => own.get(b)!.some((y) => overlap(x, y)));
-  let added = 0;
+  let added = 0, steps = 0;
   const mixed = new Set<OrderedRoute>();
   const shared = new Set<OrderedRoute>();
-  for (const a of routes) {
-    for (const b of routes) {
-      if (a === b || !overlaps(a, b)) continue;
-      if (a.parts > 1) mixed.add(a);
-      const first = compare(a.key, b.key) > 0;
-      if (!sameTable(a, b)) {
-        if (first && hostTriesFirst(b, a)) note(a.at, `route "${String(a.out.id)}"`, `Kong tries it before route "${String(b.out.id)}" (it matches on more, or more exactly), where both match; Turnpike tries a route with hosts (the more exact host) first`);
-        continue;
+  const noted = new Set<OrderedRoute>();
+  /** `b`'s uri `u` lies inside `a`'s uri `x`: the two routes overlap. */
+  const pair = (a: OrderedRoute, x: string, b: OrderedRoute, u: string) => {
+    for (const r of [a, b]) if (r.parts > 1) mixed.add(r);
+    const aFirst = compare(a.key, b.key) > 0;
+    if (!sameTable(a, b)) {
+      const [first, later] = aFirst ? [a, b] : [b, a];
+      if (compare(first.key, later.key) > 0 && hostTriesFirst(later, first) && !noted.has(first)) {
+        noted.add(first);
+        note(first.at, `route "${String(first.out.id)}"`, `Kong tries it before route "${String(later.out.id)}" (it matches on more, or more exactly), where both match; Turnpike tries a route with hosts (the more exact host) first`);
       }
-      shared.add(a).add(b);
-      if (!first) continue;
-      for (const u of own.get(b)!) {
-        if (uris(a).includes(u) || added >= MAX_ADDED) continue;
-        // A more specific uri of the later route inside a prefix of `a`'s: there `a` is a candidate too, first by priority.
-        if (own.get(a)!.some((x) => x !== u && inside(u, x))) {
-          uris(a).push(u);
-          added++;
-        }
+      return;
+    }
+    shared.add(a).add(b);
+    // A more specific uri of a later route inside a prefix of `a`'s: there `a` is a candidate too, first by priority.
+    if (aFirst && u !== x && added < MAX_ADDED && !uris(a).includes(u)) { uris(a).push(u); added++; }
+  };
+  for (const a of routes) {
+    for (const x of own.get(a)!) {
+      const lit = literal(x);
+      let lo = 0, hi = all.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (all[mid].lit < lit) lo = mid + 1; else hi = mid; }
+      for (let i = lo; i < all.length && all[i].lit.startsWith(lit) && steps < MAX_STEPS; i++, steps++) {
+        const { u, r: b } = all[i];
+        if (b !== a && inside(u, x)) pair(a, x, b, u);
       }
     }
   }
-  if (added >= MAX_ADDED) note(routes[0].at, 'routes', `more than ${MAX_ADDED} overlaps: the order of the routes past them is Turnpike's (most specific path first), not Kong's`);
+  if (added >= MAX_ADDED || steps >= MAX_STEPS) note(routes[0].at, 'routes', 'too many overlapping routes to follow: past them, routes are tried in Turnpike\'s order (the most specific path first), not Kong\'s');
   for (const r of mixed) note([...r.at, 'paths'], `route "${String(r.out.id)}"`, 'Kong orders its regex paths and its plain paths of each length apart; here the route has one place in the order, its first part\'s');
   const keys = [...new Set(routes.map((r) => r.key.join(',')))].map((k) => k.split(',').map(Number)).sort(compare).map((k) => k.join(','));
   for (const r of shared) {
