@@ -638,6 +638,13 @@ describe('Kong\'s order where Turnpike\'s router cannot follow it: noted', () =>
       '8: route "mixed": Kong orders its regex paths and its plain paths of each length apart; here the route has one place in the order, its first part\'s',
     ]);
   });
+
+  it('path_handling v1 is joined the v0 way, as Kong\'s default router does: noted', async () => {
+    const { res, doc } = await roundTrip('_format_version: "3.0"\nservices:\n  - name: s\n    url: http://127.0.0.1:1/base\n    routes:\n      - { name: v1, paths: [/p], path_handling: v1 }\n');
+    assert.ok(res.ok);
+    assert.deepEqual(res.notes.map((d) => `${d.line}: ${d.what}: ${d.why}`), ['6: route "v1": path_handling v1: the upstream path is joined the v0 way, as Kong\'s default router (traditional_compatible) does']);
+    assert.deepEqual(doc.routes[0].plugins['proxy-rewrite'].regex_uri.slice(0, 2), ['^(?:/p)(?:\\.\\.?)?$', '/base']);
+  });
 });
 
 describe('turnpike import (the command)', () => {

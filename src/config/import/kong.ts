@@ -268,6 +268,8 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
       out.hosts = hosts;
     }
     const plugins: Obj = {};
+    // Kong's default router joins paths the v0 way whatever the route says (v1 is the traditional router's, deprecated).
+    if (r.path_handling === 'v1') note([...at, 'path_handling'], `route "${id}"`, 'path_handling v1: the upstream path is joined the v0 way, as Kong\'s default router (traditional_compatible) does');
     const rewrite = kongUpstreamPath(converted, r.strip_path !== false, svc.path);
     if (rewrite) plugins['proxy-rewrite'] = { regex_uri: rewrite };
     if (r.preserve_host === true) out.upstream = { ...structuredClone(svc.upstream), pass_host: 'pass' };
