@@ -5,12 +5,12 @@
  * (preserve_host false). Whatever cannot be carried is reported with the path
  * it was written at.
  */
-import { randomBytes, randomInt } from 'node:crypto';
 import type { PathSeg } from '../source.ts';
 import { isMap } from '../compat/notes.ts';
 import { looksLikeLua } from '../compat/plugins.ts';
 import { anyAuthPlugin, KONG_PLUGINS } from './kong-plugins.ts';
 import { httpsOnly, kongCertificates } from './kong-tls.ts';
+import { jwtCredential, madeUp } from './kong-credentials.ts';
 import { kongParts, kongPriority, orderLikeKong, type OrderedRoute } from './kong-order.ts';
 import { kongHeaders, kongPath, kongPathOrder, kongUpstreamPath, type KongPath } from './kong-match.ts';
 
@@ -25,16 +25,6 @@ export interface Dropped { path: PathSeg[]; what: string; why: string }
  * route, service and consumer was written in the input.
  */
 export interface Converted { doc: Obj; dropped: Dropped[]; notes: Dropped[]; origins: Map<object, PathSeg[]> }
-
-/**
- * A value for a credential field Kong fills in when the file leaves it out
- * (`auto = true` in its schema): Kong's random_string (kong/tools/rand.lua),
- * 24 random bytes in base64 with `/` and `+` replaced by a random letter, so
- * 32 letters and digits.
- */
-export function kongRandomString(): string {
-  return randomBytes(24).toString('base64').replace(/[/+]/g, (c) => String.fromCharCode((c === '/' ? 65 : 97) + randomInt(26)));
-}
 
 /** A Kong name as a Turnpike id (letters, digits, _ . ~ -). */
 export function kongId(name: unknown, fallback: string): string {
@@ -138,14 +128,10 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
         else plugins[target] = conv(autoFields(x, field, path, what));
       });
     };
-    /** Kong makes up a credential's `auto` fields when the file leaves them out (kong/plugins/<name>/daos.lua): so does the import, and says so. */
+    /** Kong makes up a credential's `auto` fields when the file leaves them out: so does the import, and says so. */
     const autoFields = (x: Obj, field: string, path: PathSeg[], what: string): Obj => {
-      const made = (AUTO_FIELDS[field] ?? []).filter((f) => (x[f] === undefined || x[f] === null)
-        && (f !== 'secret' || (!x.rsa_public_key && String(x.algorithm ?? 'HS256').startsWith('HS'))));
-      if (!made.length) return x;
-      const y = { ...x };
-      for (const f of made) y[f] = kongRandomString();
-      note(path, what, `no ${made.join(' or ')}: made up as Kong does (32 random letters and digits), written in this file${made.includes('key') && field === 'jwt_secrets' ? '; tokens name it in iss (key_claim_name)' : ''}`);
+      const { cred: y, made } = madeUp(x, field);
+      if (made.length) note(path, what, `no ${made.join(' or ')}: made up as Kong does (32 random letters and digits), written in this file${made.includes('key') && field === 'jwt_secrets' ? '; tokens name it in iss (key_claim_name)' : ''}`);
       return y;
     };
     cred('keyauth_credentials', 'key-auth', (x) => ({ key: x.key }));
@@ -324,21 +310,8 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
   return { doc: out, dropped, notes, origins };
 }
 
-/** Credential fields Kong's schema marks `auto = true`: made up when missing (basic-auth has none: its username and password are required). */
-const AUTO_FIELDS: Record<string, string[]> = { keyauth_credentials: ['key'], jwt_secrets: ['key', 'secret'] };
-
 /** Turnpike plugins that authenticate: a credential on a consumer, never a consumer's plugin. */
 const AUTH_TARGETS = new Set(['key-auth', 'basic-auth', 'jwt-auth']);
-
-/** A Kong jwt_secret as a jwt-auth credential: `key` (what `iss` names), secret or RSA public key, algorithm. */
-function jwtCredential(x: Obj): Obj {
-  return {
-    key: x.key,
-    ...(x.secret !== undefined && !x.rsa_public_key ? { secret: x.secret } : {}),
-    algorithm: x.algorithm ?? 'HS256',
-    ...(x.rsa_public_key ? { public_key: x.rsa_public_key } : {}),
-  };
-}
 
 /**
  * Two proxy-rewrite configs as one: `over`'s path rule wins (a replace.uri
