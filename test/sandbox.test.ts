@@ -139,7 +139,10 @@ describe('values handed back', () => {
     const upstream = `    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }\n`;
     gw = await startGateway(`serverless: { threads: 1, timeout_ms: 1000 }\nroutes:\n${failing.map((c, i) => route(`v${i}`, c.src, upstream)).join('')}${
       route('case', 'return (c, ctx) => { ctx.request.headers["X-Mixed-Case"] = "1"; ctx.request.headers["X-Num"] = 2 }', upstream)}${
-      route('reply-case', 'return () => ({ status: 201, headers: { "X-Reply": "r" }, body: "made" })')}`);
+      route('reply-case', 'return () => ({ status: 201, headers: { "X-Reply": "r" }, body: "made" })')}${
+      // Names Object.prototype has, as own keys of ctx.vars: back in the gateway, then read by a later phase.
+      route('proto-keys', 'return (c, ctx) => { for (const k of ["__proto__", "toString", "constructor", "plain"]) Object.defineProperty(ctx.vars, k, { value: k + "!", enumerable: true, writable: true, configurable: true }) }', upstream)
+        .replace(/\n$/, `\n      serverless-post-function:\n        phase: header_filter\n        functions:\n          - ${fn('return (c, ctx) => { ctx.response.headers["x-vars"] = JSON.stringify(Object.keys(ctx.vars).sort().map((k) => k + "=" + ctx.vars[k] + ":" + Object.hasOwn(ctx.vars, k))) }', 12)}\n`)}`);
   });
   after(async () => { await gw.close(); await up.close(); });
   beforeEach(() => { logs = captureLogs(); });
@@ -153,6 +156,12 @@ describe('values handed back', () => {
       assert.equal(up.seen.length, before, 'never forwarded upstream');
       await eventually(() => logs.lines.find((l) => l.msg === 'function failed' && c.log.test(String(l.error))));
     });
+  });
+
+  it('ctx.vars keys named like Object.prototype\'s (__proto__, toString, constructor) come back as keys', async () => {
+    const res = await request(gw.port, '/proto-keys');
+    assert.equal(res.status, 200);
+    assert.deepEqual(JSON.parse(String(res.headers['x-vars'])), ['__proto__=__proto__!:true', 'constructor=constructor!:true', 'plain=plain!:true', 'toString=toString!:true']);
   });
 
   it('header names a function sets are lower-cased', async () => {

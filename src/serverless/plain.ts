@@ -24,6 +24,7 @@ export class Budget {
 
 const MAX_DEPTH = 100;
 const { getOwnPropertyDescriptor, getPrototypeOf } = Reflect;
+const { keys } = Object;
 const { isProxy, isMap, isSet, isDate, isRegExp, isArrayBufferView, isAnyArrayBuffer } = types;
 const mapForEach = Map.prototype.forEach;
 const setForEach = Set.prototype.forEach;
@@ -41,10 +42,9 @@ export function field(o: unknown, key: string, what: string): unknown {
 /** The own enumerable string-keyed data properties of a plain object or array. */
 function entries(o: object, what: string): [string, unknown][] {
   const out: [string, unknown][] = [];
-  for (const k of Reflect.ownKeys(o)) {
-    if (typeof k !== 'string') continue;
+  // Object.keys: own, enumerable, string-keyed (o is no Proxy: no trap runs).
+  for (const k of keys(o)) {
     const d = getOwnPropertyDescriptor(o, k)!;
-    if (!d.enumerable) continue;
     if (!('value' in d)) throw new Unsendable(`${what}.${k} is a getter`);
     out.push([k, d.value]);
   }
@@ -80,8 +80,11 @@ export function plain(v: unknown, budget: Budget, what: string, seen = new Map<o
     budget.take(8);
     for (const [k, x] of entries(o, what)) {
       budget.take(k.length);
-      // defineProperty: a key named __proto__ stays a key, not the copy's prototype.
-      Object.defineProperty(out, k, { value: plain(x, budget, `${what}.${k}`, seen, depth + 1), enumerable: true, writable: true, configurable: true });
+      const copy = plain(x, budget, `${what}.${k}`, seen, depth + 1);
+      // A name Object.prototype has (__proto__, a frozen toString) is defined: assigned, it would set the
+      // copy's prototype or throw. Any other is assigned: defineProperty costs ten times as much.
+      if (k in out) Object.defineProperty(out, k, { value: copy, enumerable: true, writable: true, configurable: true });
+      else out[k] = copy;
     }
     return out;
   }
