@@ -6,6 +6,9 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { captureLogs, eventually, request, startGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness.ts';
 import { FunctionPools } from '../src/serverless/pool.ts';
+import { RequestData } from '../src/runtime/context.ts';
+import type { GatewayError } from '../src/errors.ts';
+import type { Ctx } from '../src/plugin.ts';
 
 /** A YAML block scalar holding one function. */
 const fn = (src: string, indent = 10) => '|\n' + src.trim().split('\n').map((l) => ' '.repeat(indent) + l).join('\n');
@@ -42,6 +45,33 @@ describe('a worker cannot be held', () => {
       const next = await Promise.all(Array.from({ length: 6 }, () => request(gw.port, '/ok')));
       assert.deepEqual(next.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
     });
+  });
+});
+
+describe('the watchdog under steady traffic', () => {
+  it('a call that never ends times out while other calls keep coming, one every millisecond (a new call must not put the watchdog off)', async () => {
+    const pools = new FunctionPools();
+    try {
+      const host = pools.host({ enabled: true, threads: 1, concurrency: 64, timeoutMs: 200, maxQueue: 100_000, maxHeapMb: 64, maxResultBytes: 1 << 20, allowFsRead: [] });
+      const fns = { spin: [{ id: 'wd-spin', label: 'spin', source: 'return () => { for (;;) {} }' }], ok: [{ id: 'wd-ok', label: 'ok', source: 'return () => {}' }] };
+      assert.deepEqual([...await host.check(fns.spin), ...await host.check(fns.ok)], []);
+      const [spin, ok] = [host.prepare(fns.spin, {}, 'access', { timeoutMs: 200, withBody: false }), host.prepare(fns.ok, {}, 'access', { timeoutMs: 200, withBody: false })];
+      const ctx = () => ({ request: new RequestData('GET', '/x', '', {}, '127.0.0.1'), vars: {}, route: { id: 'r', uri: '/x' } }) as unknown as Ctx;
+      let outcome = '';
+      const looping = Promise.resolve(host.run(spin, ctx())).then(() => 'answered', (err: GatewayError) => err.code).then((o) => { outcome = o; });
+      // One call every millisecond, none awaited, until the looping call has its answer: 5,000 at most (the
+      // old watchdog, put off by each new call, never came while they kept coming).
+      const others: Promise<unknown>[] = [];
+      for (let i = 0; outcome === '' && i < 5000; i++) {
+        others.push(Promise.resolve(host.run(ok, ctx())).catch(() => undefined));
+        await sleep(1);
+      }
+      assert.equal(outcome, 'GW_ERR_FUNCTION_TIMEOUT');
+      await looping;
+      await Promise.all(others);
+    } finally {
+      await pools.close();
+    }
   });
 });
 

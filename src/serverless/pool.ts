@@ -161,6 +161,8 @@ class WorkerPool {
   private inFlight = 0;
   private scheduled = false;
   private watch: NodeJS.Timeout | undefined;
+  /** When `watch` fires (performance.now()). */
+  private watchDue = 0;
   private closed = false;
   private readonly capacity: number;
   private readonly flushNow = () => this.flush();
@@ -353,10 +355,13 @@ class WorkerPool {
 
   private tickSoon(ms: number): void {
     if (this.closed) return;
+    const due = performance.now() + ms;
     if (this.watch) {
-      if (ms >= IDLE_TICK_MS) return;
+      // A tick due sooner stands: pushed back on every call, it never came while calls kept coming.
+      if (this.watchDue <= due) return;
       clearTimeout(this.watch);
     }
+    this.watchDue = due;
     this.watch = setTimeout(this.tickNow, ms).unref();
   }
 
