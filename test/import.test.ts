@@ -131,6 +131,17 @@ describe('Kong import', () => {
     assert.equal(doc.routes[0].plugins, undefined);
   });
 
+  it('a host it cannot carry is listed with the reason: a placeholder left unfilled, a trailing wildcard, a character no host has', async () => {
+    const route = (name: string, host: string) => `      - name: ${name}\n        paths: [/${name}]\n        hosts: [${JSON.stringify(host)}]\n`;
+    const { res } = await roundTrip(`_format_version: "3.0"\nservices:\n  - name: s\n    url: http://127.0.0.1:1\n    routes:\n${route('env', 'idva-${ENVIRONMENT_NAME}.app.cloud.gov')}${route('tail', 'example.*')}${route('odd', 'bad host!')}`);
+    assert.ok(res.ok);
+    if (res.ok) assert.deepEqual(res.dropped.map((d) => `${d.line}: ${d.what}: ${d.why}`), [
+      '8: route "env": host idva-${ENVIRONMENT_NAME}.app.cloud.gov holds ${ENVIRONMENT_NAME}, a placeholder nothing filled in (Kong refuses it as it is): fill the file in first (envsubst < kong.yml > filled.yml), then import that',
+      '11: route "tail": host example.*: a trailing wildcard cannot be matched yet (only a leading * wildcard)',
+      "14: route \"odd\": host bad host! is not a host name Turnpike can match (letters, digits, '.', '-', '_', a leading * wildcard)",
+    ]);
+  });
+
   it('hostile input: not a mapping, YAML errors, and nonsense values never crash and never produce an invalid file', async () => {
     assert.deepEqual(await importText('- a\n', 'x.yml', functions), { ok: false, message: 'x.yml: not a Kong declarative file or an apisix.yaml (expected a mapping)' });
     assert.deepEqual(await importText('a: "b\n', 'x.yml', functions), { ok: false, message: 'x.yml:2:1: YAML: Missing closing "quote' });

@@ -250,7 +250,7 @@ export function convertKong(kong: Obj, known: (name: string) => boolean): Conver
     if (Array.isArray(r.hosts) && r.hosts.length) {
       const hosts = r.hosts.map(String).map((h) => h.replace(/:\d+$/, ''));
       const bad = hosts.find((h) => !/^\*?[A-Za-z0-9._-]+$/.test(h));
-      if (bad) { drop([...at, 'hosts'], `route "${id}"`, `host ${bad} cannot be matched yet (only a leading * wildcard)`); return; }
+      if (bad) { drop([...at, 'hosts'], `route "${id}"`, hostProblem(bad)); return; }
       out.hosts = hosts;
     }
     const plugins: Obj = {};
@@ -417,4 +417,13 @@ function kongActiveChecks(a: Obj, at: PathSeg[], drop: (path: PathSeg[], what: s
   if (headers.length) out.req_headers = headers;
   if (a.https_sni !== undefined && a.https_sni !== null) drop([...at, 'https_sni'], 'active health checks https_sni', 'probes use the node\'s address as SNI');
   return out;
+}
+
+/** Why a Kong route host cannot be carried. */
+function hostProblem(host: string): string {
+  // A template for envsubst or the like: Kong refuses such a host too, until the file is filled in.
+  const placeholder = /\$\{[^}]*\}/.exec(host)?.[0];
+  if (placeholder) return `host ${host} holds ${placeholder}, a placeholder nothing filled in (Kong refuses it as it is): fill the file in first (envsubst < kong.yml > filled.yml), then import that`;
+  if (host.endsWith('.*')) return `host ${host}: a trailing wildcard cannot be matched yet (only a leading * wildcard)`;
+  return `host ${host} is not a host name Turnpike can match (letters, digits, '.', '-', '_', a leading * wildcard)`;
 }
