@@ -308,6 +308,8 @@ async function main(): Promise<void> {
     return `| ${label} | ${r.text} | ${r.value >= min ? 'yes' : 'no'} |`;
   };
   const median = lat[Math.floor(lat.length / 2)];
+  const roundRuns = new Set([...runs.values()].flat());
+  const errors = [...roundRuns, ...rows.filter((r) => !roundRuns.has(r))].reduce((n, r) => n + r.errors, 0);
   const tool = rows[0].tool;
   const lines = [
     '# Benchmark results',
@@ -333,7 +335,8 @@ async function main(): Promise<void> {
     `| CPU time per request, 1 route vs bare undici (dispatch API) | ${fmt(plain.cpuUsPerReq, 1)} vs ${fmt(undici.cpuUsPerReq, 1)} µs (${plain.cpuUsPerReq !== undefined && undici.cpuUsPerReq ? fmt(undici.cpuUsPerReq / plain.cpuUsPerReq, 2) : '–'} × its throughput per CPU) | – |`,
     `| CPU time per request, 2 workers within 5% of 1 worker (no contention) | ${fmt(two.cpuUsPerReq, 1)} vs ${fmt(plain.cpuUsPerReq, 1)} µs | ${two.cpuUsPerReq !== undefined && plain.cpuUsPerReq !== undefined && two.cpuUsPerReq <= plain.cpuUsPerReq * 1.05 ? 'yes' : 'no'} |`,
     `| p99 ≤ 2 × bare undici (${fmt(undici.p99, 2)} ms) | ${fmt(Math.max(plain.p99, fn.p99, chain.p99, many.p99), 2)} ms worst | ${Math.max(plain.p99, fn.p99, chain.p99, many.p99) <= 2 * undici.p99 ? 'yes' : 'no'} |`,
-    `| zero errors | ${rows.reduce((s, r) => s + r.errors, 0)} | ${rows.every((r) => r.errors === 0) ? 'yes' : 'no'} |`,
+    // Every run counts, not only the median ones the table shows.
+    `| zero errors (every run of every round) | ${errors} | ${errors === 0 ? 'yes' : 'no'} |`,
     `| reloads: zero failed requests (${writes} rewrites of 1,000 routes) | ${during.errors} | ${during.errors === 0 ? 'yes' : 'no'} |`,
     `| reloads: p99 during vs without | ${fmt(during.p99, 2)} vs ${fmt(steady.p99, 2)} ms | – |`,
     `| write → new config serving, median < 250 ms (50 writes, 1,000 routes) | median ${fmt(median, 0)} ms, max ${fmt(lat.at(-1), 0)} ms | ${median < 250 ? 'yes' : 'no'} |`,
