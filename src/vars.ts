@@ -122,6 +122,17 @@ export const ROUTE_VARIABLES: ExprVariables = {
   known: `${Object.keys(NAMED).filter((n) => matchVariable(n)).join(', ')}, ${Object.keys(CONNECTION).join(', ')}, ${FAMILIES}`,
 };
 
+/**
+ * The variables of a plugin's `_meta.filter` (config/plugin-meta.ts): every
+ * one Turnpike knows, read when the plugin runs (the consumer after auth,
+ * the response in the response phases; unset before).
+ */
+export const FILTER_VARIABLES: ExprVariables = {
+  read: (name) => variable(name),
+  values: variableValues,
+  known: KNOWN_VARIABLES,
+};
+
 const EMPTY: VarReader = () => undefined;
 // `\$` is not a variable: the text keeps it as written.
 const TOKEN = /(?<!\\)(?:\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+))/g;

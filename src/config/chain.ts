@@ -1,9 +1,10 @@
 /** Merging plugin instances into a sorted, per-phase chain. */
 import { PHASES, type PluginDef } from '../plugin.ts';
 import type { Chain, Step } from '../snapshot.ts';
+import { effectivePriority, withMeta, type PluginMeta } from './plugin-meta.ts';
 
 /** One configured plugin at one place (global rule, service, consumer, route), initialised. */
-export interface Instance { def: PluginDef; state: unknown }
+export interface Instance { def: PluginDef; state: unknown; meta?: PluginMeta }
 
 const NONE: readonly Step[] = Object.freeze([]);
 /** Shared by every route without plugins (10,000 such routes need one, not 10,000). */
@@ -16,7 +17,8 @@ export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | und
   const merged = new Map<string, Instance>();
   for (const layer of layers) if (layer) for (const [name, inst] of layer) merged.set(name, inst);
   if (merged.size === 0) return EMPTY_CHAIN;
-  const sorted = [...merged.values()].sort((a, b) => b.def.priority - a.def.priority || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
+  const rank = (i: Instance) => effectivePriority(i.def.priority, i.meta);
+  const sorted = [...merged.values()].sort((a, b) => rank(b) - rank(a) || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
   const chain: Record<string, unknown> = {};
   const active = sorted.map((inst) => inst.def.activePhases?.(inst.state));
   for (const phase of PHASES) {
@@ -24,7 +26,7 @@ export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | und
     for (let i = 0; i < sorted.length; i++) {
       const inst = sorted[i];
       const fn = inst.def.phases[phase];
-      if (fn && (active[i] === undefined || active[i]!.includes(phase))) steps.push(Object.freeze({ name: inst.def.name, fn, conf: inst.state }));
+      if (fn && (active[i] === undefined || active[i]!.includes(phase))) steps.push(Object.freeze({ name: inst.def.name, fn: withMeta(fn, inst.meta, phase), conf: inst.state }));
     }
     chain[phase] = steps.length ? Object.freeze(steps) : NONE;
   }

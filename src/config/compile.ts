@@ -151,7 +151,7 @@ async function initPlugins(checked: Checked, issues: IssueList, api: PluginApi, 
       if (place.consumer && def.consumerSchema) continue; // credentials, not a chain member
       try {
         const state = def.init ? await withinDeadline(def.init(conf, { ...api, where: place.where, scope: place.scope, metadata: checked.metadata.get(name) }), initTimeoutMs) : conf;
-        out.set(name, { def, state: deepFreeze(state) });
+        out.set(name, { def, state: deepFreeze(state), meta: checked.metas.get(place.scope)?.get(name) });
       } catch (err) {
         for (const line of String((err as Error).message ?? err).split('\n')) issues.add('GW_ERR_CONFIG_PLUGIN', [...place.at, name], `plugin ${name}: ${line}`, true);
       }

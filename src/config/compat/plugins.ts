@@ -1,6 +1,6 @@
 /**
- * Plugin entries as APISIX accepts them: `cors:` with no value, `_meta`,
- * `disable: true`, the flat `headers: {Name: value}` of the rewrite plugins,
+ * Plugin entries as APISIX accepts them: `cors:` with no value, `disable: true`
+ * (or `_meta.disable`; the rest of `_meta` is compiled in ../plugin-meta.ts), the flat `headers: {Name: value}` of the rewrite plugins,
  * and fields of APISIX's own plugin schemas that Turnpike does not implement.
  * Serverless functions written in Lua are reported here, in the first round.
  */
@@ -81,10 +81,6 @@ export function normalizePluginMap(map: unknown, at: PathSeg[], notes: Notes): v
       notes.warn(pat, `plugin ${name} is disabled (disable: true): not run`, true);
       delete map[name];
       continue;
-    }
-    if (meta !== undefined) {
-      notes.warn([...pat, '_meta'], `plugin ${name}: _meta (${isMap(meta) ? Object.keys(meta).join(', ') : 'value'}) is not implemented: ignored`, true);
-      delete conf._meta;
     }
     if (conf.disable === false) delete conf.disable;
     if (name === 'proxy-rewrite' || name === 'response-rewrite') flatHeaders(conf);
