@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { eventually, request, startUpstream, type Upstream } from './helpers/harness.ts';
 import { bodies, startHost, yaml } from './helpers/host.ts';
+import { YOUNG_GENERATION_MB } from '../src/runtime/supervisor.ts';
 
 describe('a host with 2 workers', () => {
   let h: Awaited<ReturnType<typeof startHost>>;
@@ -49,10 +50,18 @@ describe('a host with 2 workers', () => {
     assert.deepEqual(await bodies(h.host.port, 30), Array(30).fill('200 three'));
   });
 
+  it('each worker reports its heap; its young generation is capped (V8 would grow it to 192 MiB on a large host)', async () => {
+    const st = await eventually(async () => { const s = await h.status(); return s.workers.every((w) => w.heap.total_mb > 0) ? s : undefined; });
+    assert.deepEqual(st.workers.map((w) => w.heap.young_generation_limit_mb), [YOUNG_GENERATION_MB, YOUNG_GENERATION_MB]);
+    assert.ok(st.workers.every((w) => w.heap.total_mb < 512), JSON.stringify(st.workers));
+  });
+
   it('a worker that crashes is replaced; the host keeps serving', async () => {
     h.host.hook(0, 'crash');
     const st = await eventually(async () => { const s = await h.status(); return s.workers[0].restarts === 1 ? s : undefined; }, 60_000, 100);
     assert.equal(st.worker_restarts, 1);
+    // The replacement runs with the same limits as the worker it replaced.
+    assert.equal(st.workers[0].heap.young_generation_limit_mb, YOUNG_GENERATION_MB);
     assert.deepEqual(await bodies(h.host.port, 30), Array(30).fill('200 three'));
     assert.match((await request(h.host.adminPort!, '/metrics')).body, /turnpike_worker_restarts_total 1\n/);
   });

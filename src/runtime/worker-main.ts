@@ -4,13 +4,14 @@
  * only when told (every worker compiled it), and bumping a heartbeat the main
  * thread's watchdog reads.
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkedNodes } from '../health/state.ts';
 import { flushLogs, setLogSink } from '../log.ts';
 import { SabSharedState } from '../shared/sab.ts';
 import { ConfigRejected, Gateway } from './gateway.ts';
 import { workerMetrics } from './metrics-host.ts';
-import { BEAT_MS, LOG_BATCH_MS, STAT_CONNECTIONS, STAT_PARSES, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
+import { BEAT_MS, LOG_BATCH_MS, STAT_CONNECTIONS, STAT_HEAP, STAT_PARSES, STATS_ROW, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -20,7 +21,10 @@ setLogSink((chunk) => send({ type: 'log', chunk }), { delayMs: LOG_BATCH_MS });
 
 const row = new Float64Array(init.stats, init.index * STATS_ROW * 8, STATS_ROW);
 const beats = new Int32Array(init.beats);
-setInterval(() => Atomics.add(beats, init.index, 1), BEAT_MS);
+setInterval(() => {
+  Atomics.add(beats, init.index, 1);
+  row[STAT_HEAP] = getHeapStatistics().total_heap_size;
+}, BEAT_MS);
 
 let rejectNext = false;
 let gw: Gateway;

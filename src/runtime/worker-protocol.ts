@@ -11,10 +11,12 @@ import type { Registry } from 'prom-client';
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 import type { CertStatus } from '../tls/status.ts';
 
-/** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class, [6] YAML parses. */
+/** Float64 cells per worker in the stats buffer: [0] open connections, [1..5] responses by status class, [6] YAML parses, [7] V8 heap bytes. */
 export const STATS_ROW = 8;
 export const STAT_CONNECTIONS = 0;
 export const STAT_PARSES = 6;
+/** The worker's V8 heap (total_heap_size), refreshed with its heartbeat. */
+export const STAT_HEAP = 7;
 /** How often a worker's event loop bumps its heartbeat, in ms. */
 export const BEAT_MS = 100;
 /** How long a worker's log lines wait to go to the main thread in one message, in ms. */

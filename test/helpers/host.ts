@@ -8,7 +8,7 @@ import { request } from './harness.ts';
 /** A gateway.yaml with one mocked route /x answering `body`. */
 export const yaml = (body: string) => `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nroutes:\n  - id: r\n    uri: /x\n    plugins:\n      mocking: { response_example: "${body}" }\n`;
 
-export interface Status { hash: string; parses: number; worker_restarts: number; last_reload_ok: boolean; workers: { index: number; hash: string; requests: number; parses: number; restarts: number }[] }
+export interface Status { hash: string; parses: number; worker_restarts: number; last_reload_ok: boolean; workers: { index: number; hash: string; requests: number; parses: number; restarts: number; heap: { total_mb: number; young_generation_limit_mb: number } }[] }
 
 /** Starts a host (2 workers, test hooks on) on yaml(body). */
 export async function startHost(body: string, opts: Partial<HostOptions> = {}): Promise<{ host: Host; file: string; dir: string; status(): Promise<Status>; close(): Promise<void> }> {
