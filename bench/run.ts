@@ -301,18 +301,18 @@ async function main(): Promise<void> {
   // A target compares two scenarios run back to back in each round: the median
   // of the per-round ratios is steadier than the ratio of the two medians,
   // as the machine drifts between rounds.
-  const paired = (a: string, b: string) => {
+  /** a's value over b's in each round (the two measured back to back), and their median. */
+  const perRound = (a: string, b: string, value: (r: Row) => number) => {
     const [ra, rb] = [runs.get(a)!, runs.get(b)!];
-    const list = ra.map((r, i) => r.rps / rb[i].rps);
-    const value = [...list].sort((x, y) => x - y)[Math.floor(list.length / 2)];
+    const list = ra.map((r, i) => value(r) / value(rb[i]));
+    return { list, median: [...list].sort((x, y) => x - y)[Math.floor(list.length / 2)] };
+  };
+  const paired = (a: string, b: string) => {
+    const { list, median: value } = perRound(a, b, (r) => r.rps);
     return { value, text: `${fmt(value, 3)}${list.length > 1 ? ` (rounds: ${list.map((x) => fmt(x, 2)).join(', ')})` : ''}` };
   };
-  /** The median over rounds of a's CPU per request over b's, each pair measured back to back. */
-  const cpuGrowth = (a: string, b: string) => {
-    const [ra, rb] = [runs.get(a)!, runs.get(b)!];
-    const list = ra.map((r, i) => (r.cpuUsPerReq ?? NaN) / (rb[i].cpuUsPerReq ?? NaN)).sort((x, y) => x - y);
-    return list[Math.floor(list.length / 2)];
-  };
+  /** The median over rounds of a's CPU per request over b's. */
+  const cpuGrowth = (a: string, b: string) => perRound(a, b, (r) => r.cpuUsPerReq ?? NaN).median;
   const target = (label: string, a: string, b: string, min: number) => {
     const r = paired(a, b);
     return `| ${label} | ${r.text} | ${r.value >= min ? 'yes' : 'no'} |`;

@@ -35,7 +35,12 @@ routes:
     uri: /filtered
     upstream_id: up
     plugins:
-      key-auth: { _meta: { filter: [["arg_open", "~=", "1"]] } }
+      key-auth: &open-unless-asked { _meta: { filter: [["arg_open", "~=", "1"]] } }
+  - id: aliased
+    uri: /aliased
+    upstream_id: up
+    plugins:
+      key-auth: *open-unless-asked
   - id: by-consumer
     uri: /by-consumer
     upstream_id: up
@@ -73,6 +78,8 @@ routes:
   const cases: { desc: string; path: string; headers?: Record<string, string>; want: { status: number; body?: unknown; type?: string | undefined; upstream?: boolean } }[] = [
     { desc: 'filter holds: the plugin runs (no key: 401)', path: '/filtered', want: { status: 401, upstream: false } },
     { desc: 'filter fails: the plugin is skipped', path: '/filtered?open=1', want: { status: 200, upstream: true } },
+    { desc: 'a YAML alias of the same entry carries its _meta to the second route too: filter holds', path: '/aliased', want: { status: 401, upstream: false } },
+    { desc: 'a YAML alias of the same entry carries its _meta to the second route too: filter fails', path: '/aliased?open=1', want: { status: 200, upstream: true } },
     { desc: 'a filter on consumer_name, known after auth: alice passes', path: '/by-consumer', headers: { apikey: 'alice-key' }, want: { status: 200, upstream: true } },
     { desc: 'a filter on consumer_name, known after auth: bob is refused', path: '/by-consumer', headers: { apikey: 'bob-key' }, want: { status: 403, upstream: false } },
     { desc: 'error_response as a mapping replaces the body, sent as JSON', path: '/json-error', want: { status: 401, body: { message: 'denied' }, type: 'application/json', upstream: false } },

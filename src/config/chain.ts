@@ -1,7 +1,7 @@
 /** Merging plugin instances into a sorted, per-phase chain. */
 import { PHASES, type PluginDef } from '../plugin.ts';
 import type { Chain, Step } from '../snapshot.ts';
-import { effectivePriority, withMeta, type PluginMeta } from './plugin-meta.ts';
+import { withMeta, type PluginMeta } from './plugin-meta.ts';
 
 /** One configured plugin at one place (global rule, service, consumer, route), initialised. */
 export interface Instance { def: PluginDef; state: unknown; meta?: PluginMeta }
@@ -17,7 +17,8 @@ export function buildChain(layers: readonly (ReadonlyMap<string, Instance> | und
   const merged = new Map<string, Instance>();
   for (const layer of layers) if (layer) for (const [name, inst] of layer) merged.set(name, inst);
   if (merged.size === 0) return EMPTY_CHAIN;
-  const rank = (i: Instance) => effectivePriority(i.def.priority, i.meta);
+  // `_meta.priority` replaces the plugin's own, as in APISIX.
+  const rank = (i: Instance) => i.meta?.priority ?? i.def.priority;
   const sorted = [...merged.values()].sort((a, b) => rank(b) - rank(a) || (a.def.name < b.def.name ? -1 : a.def.name > b.def.name ? 1 : 0));
   const chain: Record<string, unknown> = {};
   const active = sorted.map((inst) => inst.def.activePhases?.(inst.state));

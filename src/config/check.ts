@@ -102,7 +102,11 @@ async function checkPlugins(doc: GatewayDoc, file: string, issues: IssueList, im
     for (const [name, conf] of Object.entries(place.map ?? {})) {
       const at = [...place.at, name];
       const meta = takeMeta(name, conf, at, issues);
-      if (meta) (metas.get(place.scope) ?? metas.set(place.scope, new Map()).get(place.scope)!).set(name, meta);
+      if (meta) {
+        let here = metas.get(place.scope);
+        if (!here) metas.set(place.scope, (here = new Map()));
+        here.set(name, meta);
+      }
       const def = plugins.get(name);
       if (!def) {
         unknown.set(name, [...(unknown.get(name) ?? []), at]);

@@ -16,6 +16,7 @@
 import { compileExpr, ExprError, type Predicate } from '../expr.ts';
 import type { Ctx, Handler, HandlerResult, Phase, Reply } from '../plugin.ts';
 import { FILTER_VARIABLES } from '../vars.ts';
+import { isMap } from './compat/notes.ts';
 import { LUA_HELP } from './compat/plugins.ts';
 import type { IssueList } from './issues.ts';
 import type { PathSeg } from './source.ts';
@@ -32,7 +33,6 @@ const FIELDS = ['disable', 'error_response', 'filter', 'pre_function', 'priority
 /** The phases in which a plugin can answer the request (where APISIX applies error_response). */
 const REPLY_PHASES: ReadonlySet<Phase> = new Set(['rewrite', 'access', 'before_proxy']);
 const isThenable = (v: unknown): v is PromiseLike<HandlerResult> => v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
-const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * Takes `_meta` off a plugin's `conf` (the plugin's own schema does not know
@@ -71,11 +71,6 @@ export function takeMeta(name: string, conf: unknown, at: readonly PathSeg[], is
   }
   if (pre !== undefined) issues.add('GW_ERR_CONFIG_PLUGIN', [...here, 'pre_function'], `plugin ${name}: _meta.pre_function: ${LUA_HELP}; run the code in a serverless-pre-function instead`);
   return out.priority === undefined && !out.filter && out.errorResponse === undefined ? undefined : out;
-}
-
-/** The plugin's priority in its chain: `_meta.priority` when given. */
-export function effectivePriority(own: number, meta: PluginMeta | undefined): number {
-  return meta?.priority ?? own;
 }
 
 /** A phase handler that honours `meta` (filter, error_response); `fn` itself when meta changes nothing there. */
